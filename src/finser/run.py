@@ -106,6 +106,7 @@ def evaluate_untrained(cfg: DictConfig, task: L.LightningModule, datamodule: L.L
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
+        inference_mode=False,  # metric states reset here must stay updatable by a later no_grad (DDP) test loop
         enable_model_summary=False,
     )
     metrics: dict[str, float] = {}

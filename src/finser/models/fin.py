@@ -201,8 +201,9 @@ class SpectralMel(FIN):
                 self.dct.bias.zero_()
 
     def parameter_groups(self, lr: float) -> list[dict]:
-        rest = [parameter for name, parameter in self.named_parameters() if not name.startswith("atoms.")]
-        return [{"params": rest, "lr": lr}, {"params": [self.atoms.weight], "lr": lr * self.atom_lr_scale}]
+        """Band mixers take full steps; the atoms and the DCT, whose every weight touches every output, small ones."""
+        fine = [parameter for name, parameter in self.named_parameters() if not name.startswith("mixer.")]
+        return [{"params": list(self.mixer.parameters()), "lr": lr}, {"params": fine, "lr": lr * self.atom_lr_scale}]
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         mel = self.mixer(self.atoms(frames))

@@ -1,0 +1,69 @@
+"""End to end: `python train.py` through Hydra, as a user runs it."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+import finser
+from finser.features import compute
+from tests.conftest import read_results, run_train, speech_like_frames
+
+
+def test_default_fin_run_publishes_a_checkpoint_that_loads_back(tmp_path: Path, cache_dir: Path) -> None:
+    run_train(tmp_path, cache_dir)
+    results = read_results(tmp_path / "run")
+    assert (results["experiment"], results["feature"], results["arch"], results["variant"]) == (
+        "fin", "mfcc", "spectral", "pretrain",
+    )  # fmt: skip
+    for key in ("test/r2", "eval/synthetic_unseen/r2", "init/test/r2"):
+        assert 0.9 < results[key] <= 1.0, key
+    # Training makes the FIN no worse on speech it never saw (other speakers, another seed).
+    assert results["eval/synthetic_unseen/r2"] >= results["init/eval/synthetic_unseen/r2"] - 1e-3
+    assert Path(results["checkpoint"]) == tmp_path / "fins" / "mfcc_spectral.ckpt"
+    assert (tmp_path / "run" / "config_resolved.yaml").exists()
+    with (tmp_path / "run" / "csv" / "metrics.csv").open() as handle:
+        assert "val/r2" in next(csv.reader(handle))
+
+    fin = finser.load_fin(results["checkpoint"])
+    frames = torch.from_numpy(speech_like_frames(seed=99, n_clips=2))
+    with torch.no_grad():
+        predicted = fin(frames)
+    target = compute("mfcc", frames)
+    assert float(1 - ((predicted - target) ** 2).sum() / ((target - target.mean(0)) ** 2).sum()) > 0.95
+
+
+@pytest.mark.parametrize(("feature", "arch"), [("rms", "fc"), ("zcr", "conv")])
+def test_the_studys_architectures_train_and_publish(tmp_path: Path, cache_dir: Path, feature: str, arch: str) -> None:
+    run_train(tmp_path, cache_dir, f"feature={feature}", f"fin_arch={arch}", "evaluate_before_training=false")
+    results = read_results(tmp_path / "run")
+    assert results["arch"] == arch and "test/r2" in results
+    fin = finser.load_fin(tmp_path / "fins" / f"{feature}_{arch}.ckpt")
+    assert fin(torch.randn(3, 2048)).shape == (3, 1)
+
+
+def test_ddp_on_two_cpu_processes_writes_one_result(tmp_path: Path, cache_dir: Path) -> None:
+    run_train(tmp_path, cache_dir, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "feature=rms")
+    results = read_results(tmp_path / "run")
+    assert results["test/r2"] > 0.9
+    assert sorted(path.name for path in (tmp_path / "fins").iterdir()) == ["rms_spectral.ckpt"]
+
+
+def test_wandb_logger_is_offline_and_writes_into_the_run_dir(tmp_path: Path, cache_dir: Path) -> None:
+    run_train(tmp_path, cache_dir, "logger=wandb", "feature=rms", "evaluate_before_training=false")
+    offline_runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert len(offline_runs) == 1
+    assert (tmp_path / "run" / "csv" / "metrics.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [("training.max_epoch=1", "max_epoch"), ("feature=spectral_flux", "spectral_flux"), ("fin_arch=rnn", "rnn")],
+)
+def test_a_wrong_config_key_or_option_fails_naming_it(tmp_path: Path, cache_dir: Path, override: str, message: str):
+    result = run_train(tmp_path, cache_dir, override, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
