@@ -1,0 +1,280 @@
+"""Result tables and figures from finished runs: reads results.json and csv/metrics.csv, no network, no W&B account."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from scipy import stats
+from torch.utils.flop_counter import FlopCounterMode
+
+from finser.data.labels import EMOTIONS
+from finser.errors import FinserError
+from finser.features import FEATURE_DIMS, FEATURES, compute, frame_signal
+
+log = logging.getLogger(__name__)
+
+# paper.md: the study's FIN R² on its test split and on ESD (mel variance-weighted).
+STUDY_R2 = {
+    "rms": (0.98, 0.97),
+    "zcr": (0.93, 0.92),
+    "chroma": (0.93, 0.92),
+    "mfcc": (0.92, 0.54),
+    "melspec": (0.97, 0.97),
+}
+SER_METRICS = (("test/acc", "accuracy"), ("test/f1_macro", "macro F1"), ("test/f1_weighted", "weighted F1"))
+VARIANT_ORDER = ("baseline", "frozen", "finetuned", "scratch")
+
+
+def find_results(paths: Iterable[str | Path]) -> list[dict]:
+    """Every results.json under the given run directories (searched recursively), with its run dir attached."""
+    results = []
+    for root in paths:
+        root = Path(root)
+        if not root.exists():
+            raise FinserError(f"run directory {str(root)!r} does not exist")
+        for path in sorted(root.rglob("results.json")):
+            entry = json.loads(path.read_text())
+            entry["run_dir"] = str(path.parent)
+            results.append(entry)
+    if not results:
+        raise FinserError(f"no results.json under {', '.join(map(str, paths))}: run `python train.py ...` first")
+    return results
+
+
+def mean_std(values: Sequence[float]) -> str:
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def fin_cost(checkpoint: str) -> tuple[int, float]:
+    """Parameters and FLOPs per frame (matmul and conv, torch's flop counter) of a published FIN."""
+    from finser.models.checkpoint import load_fin
+
+    fin = load_fin(checkpoint)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        fin(torch.randn(1, 2048))
+    return sum(parameter.numel() for parameter in fin.parameters()), float(counter.get_total_flops())
+
+
+def fin_table(results: list[dict]) -> str:
+    runs = [entry for entry in results if entry.get("experiment") == "fin"]
+    if not runs:
+        return "_No FIN runs found._"
+    eval_sets = sorted({key.split("/")[1] for entry in runs for key in entry if key.startswith("eval/")})
+    grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for entry in runs:
+        grouped[(entry["feature"], entry["arch"])].append(entry)
+    rows = []
+    for (feature, arch), entries in sorted(grouped.items(), key=lambda item: (FEATURES.index(item[0][0]), item[0][1])):
+        checkpoint = entries[-1].get("checkpoint", "")
+        parameters, flops = fin_cost(checkpoint) if Path(checkpoint).exists() else (0, math.nan)
+        study_test, study_esd = STUDY_R2[feature]
+        rows.append(
+            [feature, FEATURE_DIMS[feature], arch, f"{parameters / 1e3:,.0f} K", f"{flops / 1e6:,.2f}",
+             mean_std([e["test/r2"] for e in entries if "test/r2" in e]),
+             *[mean_std([e[f"eval/{name}/r2"] for e in entries if f"eval/{name}/r2" in e]) for name in eval_sets],
+             f"{study_test:.2f} ({study_esd:.2f})"]
+        )  # fmt: skip
+    header = ["feature", "dim", "arch", "params", "MFLOP/frame", "R² test", *[f"R² {n}" for n in eval_sets]]
+    return markdown_table([*header, "study R² test (ESD)"], rows)
+
+
+def ser_groups(results: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """SER runs grouped by (variant, head), each list sorted by seed."""
+    grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for entry in results:
+        if str(entry.get("experiment", "")).startswith("ser"):
+            grouped[(entry.get("variant", "?"), entry.get("head", "?"))].append(entry)
+    for entries in grouped.values():
+        entries.sort(key=lambda entry: entry.get("seed", 0))
+    return dict(sorted(grouped.items(), key=lambda item: (item[0][1], _variant_rank(item[0][0]))))
+
+
+def _variant_rank(variant: str) -> int:
+    return VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER)
+
+
+def paired_test(first: list[dict], second: list[dict], metric: str = "test/f1_macro") -> str:
+    """Mean difference over seeds both variants ran, with a paired t-test's p-value."""
+    by_seed = {entry.get("seed"): entry[metric] for entry in second if metric in entry}
+    pairs = [(entry[metric], by_seed[entry.get("seed")]) for entry in first if entry.get("seed") in by_seed]
+    if len(pairs) < 2:
+        return f"n = {len(pairs)} paired seeds: too few for a test"
+    differences = np.array([a - b for a, b in pairs])
+    if np.allclose(differences, differences[0]):
+        return f"Δ = {differences.mean():+.3f} over {len(pairs)} seeds (identical differences: no variance to test)"
+    p_value = stats.ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue
+    spread = differences.std(ddof=1)
+    return f"Δ = {differences.mean():+.3f} ± {spread:.3f} over {len(pairs)} seeds, paired t-test p = {p_value:.3f}"
+
+
+def ser_table(results: list[dict]) -> str:
+    grouped = ser_groups(results)
+    if not grouped:
+        return "_No SER runs found._"
+    rows = [
+        [variant, head, len(entries), *[mean_std([e[key] for e in entries if key in e]) for key, _ in SER_METRICS]]
+        for (variant, head), entries in grouped.items()
+    ]
+    table = markdown_table(["variant", "head", "seeds", *[name for _, name in SER_METRICS]], rows)
+    comparisons = []
+    for head in sorted({head for _, head in grouped}):
+        finetuned = grouped.get(("finetuned", head))
+        for other in ("scratch", "baseline"):
+            if finetuned and grouped.get((other, head)):
+                comparisons.append(f"- {head} head, fine-tuned vs {other} (macro F1): "
+                                   f"{paired_test(finetuned, grouped[(other, head)])}")  # fmt: skip
+    return table + ("\n\n" + "\n".join(comparisons) if comparisons else "")
+
+
+def read_metrics_csv(run_dir: str) -> dict[str, list[tuple[int, float]]]:
+    """Epoch-level series from a run's csv/metrics.csv: name → [(epoch, value)]."""
+    path = Path(run_dir) / "csv" / "metrics.csv"
+    series: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    if not path.exists():
+        return series
+    with path.open() as handle:
+        for row in csv.DictReader(handle):
+            for name, value in row.items():
+                if value and name.startswith("val/") and row.get("epoch"):
+                    series[name].append((int(float(row["epoch"])), float(value)))
+    return series
+
+
+def plot_learning_curves(groups: dict[str, list[dict]], metric: str, path: Path, title: str) -> Path | None:
+    """Mean validation curve per group over its runs, shaded ± one std."""
+    figure, axis = plt.subplots(figsize=(7, 4.2))
+    drawn = False
+    for label, entries in groups.items():
+        curves = [dict(read_metrics_csv(entry["run_dir"]).get(metric, [])) for entry in entries]
+        epochs = sorted(set.intersection(*[set(curve) for curve in curves])) if curves else []
+        if not epochs:
+            continue
+        values = np.array([[curve[epoch] for epoch in epochs] for curve in curves])
+        mean, std = values.mean(axis=0), values.std(axis=0)
+        axis.plot(np.array(epochs) + 1, mean, marker="o", markersize=3, label=f"{label} (n={len(curves)})")
+        axis.fill_between(np.array(epochs) + 1, mean - std, mean + std, alpha=0.2)
+        drawn = True
+    if not drawn:
+        plt.close(figure)
+        return None
+    axis.set(xlabel="epoch", ylabel=metric, title=title)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def plot_confusions(grouped: dict[tuple[str, str], list[dict]], path: Path) -> Path | None:
+    """Row-normalised test confusion matrices summed over seeds, one panel per (variant, head)."""
+    panels = []
+    for (variant, head), entries in grouped.items():
+        matrices = [np.array(entry["test/confusion"]) for entry in entries if "test/confusion" in entry]
+        if matrices:
+            panels.append((f"{variant} · {head}", np.sum(matrices, axis=0), entries[0].get("emotions", EMOTIONS)))
+    if not panels:
+        return None
+    columns = min(4, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.6 * rows), squeeze=False)
+    for axis in axes.flat[len(panels) :]:
+        axis.axis("off")
+    for axis, (title, matrix, labels) in zip(axes.flat, panels, strict=False):
+        normalised = matrix / np.clip(matrix.sum(axis=1, keepdims=True), 1, None)
+        axis.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
+        axis.set_xticks(range(len(labels)), labels, rotation=60, fontsize=7)
+        axis.set_yticks(range(len(labels)), labels, fontsize=7)
+        axis.set(title=title, xlabel="predicted", ylabel="true")
+        axis.title.set_fontsize(9)
+        for (i, j), value in np.ndenumerate(normalised):
+            if value >= 0.05:
+                axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6,
+                          color="white" if value > 0.5 else "black")  # fmt: skip
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def plot_fin_predictions(results: list[dict], path: Path, seed: int = 4242) -> Path | None:
+    """Prediction vs exact target of each published FIN on speech it never saw (first output per feature)."""
+    from finser.data.synthetic import SyntheticCorpusSpec, _clip_audio
+    from finser.models.checkpoint import load_fin
+
+    latest = {(e["feature"], e["arch"]): e for e in results if e.get("experiment") == "fin"}
+    fins = [(key, entry["checkpoint"]) for key, entry in sorted(latest.items()) if Path(entry["checkpoint"]).exists()]
+    if not fins:
+        return None
+    spec = SyntheticCorpusSpec(seed=seed)
+    signal = np.concatenate([_clip_audio(spec, index, emotion, 0) for index, emotion in enumerate(EMOTIONS)])
+    frames = frame_signal(torch.from_numpy(signal))
+    figure, axes = plt.subplots(1, len(fins), figsize=(3.2 * len(fins), 3.3), squeeze=False)
+    for axis, ((feature, arch), checkpoint) in zip(axes[0], fins, strict=True):
+        with torch.no_grad():
+            predicted = load_fin(checkpoint)(frames)[:, 0].numpy()
+        target = compute(feature, frames)[:, 0].numpy()
+        r2 = 1 - ((predicted - target) ** 2).sum() / ((target - target.mean()) ** 2).sum()
+        axis.scatter(target, predicted, s=2, alpha=0.3)
+        low, high = float(min(target.min(), predicted.min())), float(max(target.max(), predicted.max()))
+        axis.plot([low, high], [low, high], color="black", linewidth=0.8)
+        axis.set(title=f"{feature} · {arch}\nR² {r2:.3f} (output 0)", xlabel="exact", ylabel="FIN")
+        axis.title.set_fontsize(9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path = "outputs/report") -> Path:
+    """Write report.md and its PNG figures under ``out_dir``; returns the report's path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results = find_results(run_dirs)
+    grouped = ser_groups(results)
+    figures = {
+        "FIN prediction vs target (unseen speech)": plot_fin_predictions(results, out_dir / "fin_predictions.png"),
+        "FIN validation R² per feature": plot_learning_curves(
+            {f"{e}": [r for r in results if r.get("experiment") == "fin" and r["feature"] == e]
+             for e in FEATURES}, "val/r2", out_dir / "fin_learning_curves.png", "FIN pre-training"),
+        "SER validation macro F1 per variant": plot_learning_curves(
+            {f"{v} · {h}": entries for (v, h), entries in grouped.items()}, "val/f1_macro",
+            out_dir / "ser_learning_curves.png", "SER training"),
+        "SER test confusion matrices (summed over seeds)": plot_confusions(grouped, out_dir / "ser_confusion.png"),
+    }  # fmt: skip
+    sections = [
+        "# finser report",
+        f"{len(results)} runs from {', '.join(map(str, run_dirs))}.",
+        "## FINs\n\nR² on the test split (unseen speakers) and on each evaluation corpus; variance-weighted for "
+        "multi-output features. FLOPs count matmul and convolution (torch's flop counter).\n\n" + fin_table(results),
+        "## SER\n\nTest metrics as mean ± std over seeds (sample std); paired comparisons match runs by seed.\n\n"
+        + ser_table(results),
+        "## Figures",
+        *[f"### {title}\n\n![{title}]({path.name})" for title, path in figures.items() if path is not None],
+    ]
+    report = out_dir / "report.md"
+    report.write_text("\n\n".join(sections) + "\n")
+    return report

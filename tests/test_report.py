@@ -1,0 +1,63 @@
+"""The report reads finished runs (results.json, csv/metrics.csv) and writes tables and figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from finser.data.labels import EMOTIONS
+from finser.errors import FinserError
+from finser.models.checkpoint import save_checkpoint
+from finser.models.fin import spectral_fin
+from finser.report import write_report
+
+
+def fake_run(root: Path, name: str, results: dict, curve: list[float] | None = None, metric: str = "") -> None:
+    run = root / name
+    (run / "csv").mkdir(parents=True)
+    (run / "results.json").write_text(json.dumps(results))
+    if curve:
+        lines = [f"epoch,step,{metric}"] + [f"{epoch},{epoch * 10},{value}" for epoch, value in enumerate(curve)]
+        (run / "csv" / "metrics.csv").write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> Path:
+    root = tmp_path / "runs"
+    checkpoint = save_checkpoint(
+        spectral_fin("rms"), {"_target_": "finser.models.fin.spectral_fin", "feature": "rms"},
+        tmp_path / "fins" / "rms_spectral.ckpt", kind="fin",
+    )  # fmt: skip
+    fake_run(root, "fin_rms", {"experiment": "fin", "feature": "rms", "arch": "spectral", "variant": "pretrain",
+                               "test/r2": 0.991, "eval/esd/r2": 0.95, "checkpoint": str(checkpoint)},
+             [0.90, 0.95, 0.99], "val/r2")  # fmt: skip
+    confusion = np.eye(len(EMOTIONS), dtype=int).tolist()
+    for variant, scores in {"finetuned": [0.60, 0.64, 0.62], "scratch": [0.50, 0.55, 0.51]}.items():
+        for seed, score in enumerate(scores):
+            fake_run(root, f"ser_{variant}_{seed}", {
+                "experiment": f"ser_fin_{variant}", "feature": "all", "arch": "spectral", "variant": variant,
+                "head": "conv1d", "seed": seed, "test/acc": score + 0.01, "test/f1_macro": score,
+                "test/f1_weighted": score, "test/confusion": confusion,
+            }, [score - 0.2, score - 0.1, score], "val/f1_macro")  # fmt: skip
+    return root
+
+
+def test_report_tables_and_figures(runs: Path, tmp_path: Path) -> None:
+    report = write_report([runs], tmp_path / "report")
+    text = report.read_text()
+    assert "| rms | 1 | spectral |" in text and "0.991" in text and "0.950" in text
+    assert f"{np.mean([0.60, 0.64, 0.62]):.3f} ± {np.std([0.60, 0.64, 0.62], ddof=1):.3f}" in text
+    assert "fine-tuned vs scratch" in text and "paired t-test p =" in text
+    for figure in ("fin_predictions.png", "fin_learning_curves.png", "ser_learning_curves.png", "ser_confusion.png"):
+        assert (tmp_path / "report" / figure).stat().st_size > 10_000
+        assert f"({figure})" in text
+
+
+def test_report_without_runs_says_what_to_do(tmp_path: Path) -> None:
+    with pytest.raises(FinserError, match=r"no results\.json"):
+        write_report([tmp_path], tmp_path / "report")
+    with pytest.raises(FinserError, match="does not exist"):
+        write_report([tmp_path / "missing"], tmp_path / "report")
