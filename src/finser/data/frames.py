@@ -10,7 +10,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from finser.data.audio import AudioError, load_audio
+from finser.data.audio import AudioError, AudioSpec, load_audio
+from finser.data.augment import TAG, render
+from finser.data.cache import DecodedCache
 from finser.data.labels import Clip
 from finser.errors import FinserError
 
@@ -21,15 +23,32 @@ HOP_LENGTH = 512
 
 
 def load_clips(
-    clips: Sequence[Clip], loader: Callable[[str], np.ndarray] = load_audio
+    clips: Sequence[Clip],
+    loader: Callable[[str], np.ndarray] = load_audio,
+    *,
+    audio: AudioSpec | None = None,
+    cache: DecodedCache | None = None,
+    seed: int = 0,
 ) -> list[tuple[Clip, np.ndarray]]:
-    """Decode clips, skipping the unusable ones with a warning that names each file and its reason."""
-    loaded, skipped = [], []
-    for clip in clips:
-        try:
-            loaded.append((clip, loader(clip.path)))
-        except AudioError as error:
-            skipped.append(str(error))
+    """Decode clips, skipping the unusable ones with a warning that names each file and its reason.
+
+    With ``cache`` each signal is decoded once into the cache and read back from disk; with ``audio`` (no cache) each
+    is rendered in memory. Either way an augmented copy (path ``...#aug=noise``) gets its version's audio.
+    """
+    if cache is not None:
+        failures = cache.ensure([clip.path for clip in clips])
+        loaded = [(clip, cache.signal(clip.path)) for clip in clips if clip.path not in failures]
+        skipped = list(failures.values())
+    else:
+        loaded, skipped = [], []
+        for clip in clips:
+            try:
+                if audio is not None or TAG in clip.path:
+                    loaded.append((clip, render(clip.path, audio or AudioSpec(), seed)))
+                else:
+                    loaded.append((clip, loader(clip.path)))
+            except AudioError as error:
+                skipped.append(str(error))
     for reason in skipped:
         log.warning("skipped %s", reason)
     if skipped:
@@ -51,6 +70,16 @@ class FrameSet(Dataset):
             offset += len(signal)
         self.starts = torch.from_numpy(np.concatenate(starts))
 
+    @staticmethod
+    def frame_starts(lengths: Sequence[int]) -> np.ndarray:
+        """(clip, start) of every whole frame, center=False: a clip of n samples has 1 + (n - 2048) // 512."""
+        rows = [
+            np.stack([np.full(1 + (n - N_FFT) // HOP_LENGTH, k), HOP_LENGTH * np.arange(1 + (n - N_FFT) // HOP_LENGTH)])
+            for k, n in enumerate(lengths)
+            if n >= N_FFT
+        ]
+        return np.concatenate(rows, axis=1).T if rows else np.zeros((0, 2), dtype=np.int64)
+
     def __len__(self) -> int:
         return len(self.starts)
 
@@ -63,6 +92,21 @@ class FrameSet(Dataset):
         generator = torch.Generator().manual_seed(seed)
         chosen = torch.randperm(len(self), generator=generator)[:n_frames]
         return torch.stack([self[int(index)] for index in chosen])
+
+
+class CachedFrameSet(FrameSet):
+    """The frames of clips held in a :class:`DecodedCache`, read from disk per item: RAM stays flat at any scale."""
+
+    def __init__(self, cache: DecodedCache, paths: Sequence[str]) -> None:
+        if not paths:
+            raise FinserError("no usable clips for this split: check the corpus and the skipped files above")
+        self.cache, self.paths = cache, list(paths)
+        self.index = torch.from_numpy(self.frame_starts([cache.length(path) for path in self.paths]))
+        self.starts = self.index[:, 1]
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        clip, start = (int(value) for value in self.index[index])
+        return torch.from_numpy(self.cache.read(self.paths[clip], start, start + N_FFT))
 
 
 class FrameDataModule(L.LightningDataModule):
@@ -78,9 +122,17 @@ class FrameDataModule(L.LightningDataModule):
         eval_clips: Mapping[str, Sequence[Clip]] | None = None,
         batch_size: int = 256,
         num_workers: int = 0,
+        audio: AudioSpec | None = None,
+        cache_dir: str | None = None,
+        augment_seed: int = 0,
     ) -> None:
+        """``audio`` crops and band-limits (None: full length, as decoded); ``cache_dir`` serves frames from a
+        decoded cache on disk instead of RAM (needed at full scale)."""
         super().__init__()
         self.clips = split(clips)
+        self.audio = audio
+        self.cache = DecodedCache(cache_dir, audio or AudioSpec(), augment_seed) if cache_dir else None
+        self.augment_seed = augment_seed
         self.eval_clips = dict(eval_clips or {})
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -90,12 +142,18 @@ class FrameDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.sets:
             return
-        for name in ("train", "val", "test"):
-            members = [clip for clip in self.clips if clip.split == name]
-            self.sets[name] = FrameSet([signal for _, signal in load_clips(members)])
-        for name, clips in self.eval_clips.items():
-            self.sets[name] = FrameSet([signal for _, signal in load_clips(clips)])
+        groups = {name: [clip for clip in self.clips if clip.split == name] for name in ("train", "val", "test")}
+        for name, clips in {**groups, **self.eval_clips}.items():
+            self.sets[name] = self._frames(clips)
         log.info("frames per set: %s", {name: len(frames) for name, frames in self.sets.items()})
+
+    def _frames(self, clips: Sequence[Clip]) -> FrameSet:
+        if self.cache is None:
+            return FrameSet([signal for _, signal in load_clips(clips, audio=self.audio, seed=self.augment_seed)])
+        failures = self.cache.ensure([clip.path for clip in clips])
+        for path, reason in failures.items():
+            log.warning("skipped %s: %s", path, reason)
+        return CachedFrameSet(self.cache, [clip.path for clip in clips if clip.path not in failures])
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         return DataLoader(

@@ -1,45 +1,128 @@
-"""Speaker-independent splits: no speaker's clips are in two splits."""
+"""Train/val/test protocols: ``speaker`` (default, actor-disjoint), ``random`` (the study's), ``leaky`` (a warning).
+
+Each is a function clips → clips with ``split`` set, chosen by ``conf/split/*.yaml``. With ``augment=True`` each
+training clip gains its augmented copies *after* the split, so a copy always sits in its source clip's split.
+"""
 
 from __future__ import annotations
 
+import logging
 import random
-from collections import defaultdict
-from collections.abc import Sequence
+import warnings
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+from finser.data.augment import augmented_clips
+from finser.data.corpora import esd_official_split
 from finser.data.labels import Clip
 from finser.errors import FinserError
 
+log = logging.getLogger(__name__)
+
 SPLITS = ("train", "val", "test")
 
+# Corpora that ship their own split: the speaker protocol uses it instead of dealing speakers.
+OFFICIAL_SPLITS: dict[str, Callable[[str], str]] = {"esd": esd_official_split}
 
-def speaker_split(clips: Sequence[Clip], seed: int = 0, fractions: Sequence[float] = (0.7, 0.15, 0.15)) -> list[Clip]:
-    """Assign whole speakers to train/val/test, per corpus, deterministically by ``seed``.
 
-    Speakers are shuffled and dealt so each split's share of clips is as close to ``fractions`` as whole speakers
-    allow; a corpus with fewer than three speakers cannot be split this way and says so.
-    """
-    by_corpus: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+def with_augmented(clips: list[Clip], augment: bool) -> list[Clip]:
+    """Add the augmented copies of the training clips only (never of val/test)."""
+    if not augment:
+        return clips
+    return clips + augmented_clips([clip for clip in clips if clip.split == "train"])
+
+
+def by_corpus(clips: Sequence[Clip]) -> dict[str, list[Clip]]:
+    groups: dict[str, list[Clip]] = defaultdict(list)
     for clip in clips:
-        by_corpus[clip.corpus][clip.speaker] += 1
-    assignment: dict[tuple[str, str], str] = {}
-    for corpus, counts in sorted(by_corpus.items()):
-        speakers = sorted(counts)
-        if len(speakers) < len(SPLITS):
-            raise FinserError(
-                f"corpus {corpus!r} has {len(speakers)} speaker(s): a speaker-independent train/val/test split "
-                f"needs at least {len(SPLITS)}; use split=random or add corpora"
-            )
-        random.Random(f"{seed}-{corpus}").shuffle(speakers)
-        total = sum(counts.values())
-        targets = [fraction * total for fraction in fractions]
-        filled = [0.0] * len(SPLITS)
-        # Each split gets one speaker first, then each next speaker goes where the deficit is largest.
-        for index, speaker in enumerate(speakers):
-            if index < len(SPLITS):
-                chosen = index
-            else:
-                chosen = max(range(len(SPLITS)), key=lambda k: (targets[k] - filled[k]) / targets[k])
-            filled[chosen] += counts[speaker]
-            assignment[(corpus, speaker)] = SPLITS[chosen]
-    return [replace(clip, split=assignment[(clip.corpus, clip.speaker)]) for clip in clips]
+        groups[clip.corpus].append(clip)
+    return dict(sorted(groups.items()))
+
+
+def deal_speakers(corpus: str, clips: Sequence[Clip], seed: int, fractions: Sequence[float]) -> dict[str, str]:
+    """Speaker → split for one corpus, as close to ``fractions`` per emotion as whole speakers allow.
+
+    Speakers are shuffled by ``seed``; each split gets one speaker first, then each next speaker goes to the split
+    whose per-emotion deficit it fills best (stratification by emotion), ties broken by the total deficit.
+    """
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for clip in clips:
+        counts[clip.speaker][clip.emotion] += 1
+    speakers = sorted(counts)
+    if len(speakers) < len(SPLITS):
+        raise FinserError(
+            f"corpus {corpus!r} has {len(speakers)} speaker(s): a speaker-independent train/val/test split "
+            f"needs at least {len(SPLITS)} and is meaningless otherwise (TESS has only 2); "
+            f"use split=random or add corpora (dataset=combined)"
+        )
+    random.Random(f"{seed}-{corpus}").shuffle(speakers)
+    totals = Counter(clip.emotion for clip in clips)
+    targets = [{emotion: fraction * n for emotion, n in totals.items()} for fraction in fractions]
+    filled: list[Counter] = [Counter() for _ in SPLITS]
+
+    def score(k: int, speaker: str) -> tuple[float, float]:
+        fills = sum(min(n, max(0.0, targets[k][e] - filled[k][e])) for e, n in counts[speaker].items())
+        total_target = sum(targets[k].values())
+        return fills / sum(counts[speaker].values()), (total_target - sum(filled[k].values())) / total_target
+
+    assignment = {}
+    for index, speaker in enumerate(speakers):
+        chosen = index if index < len(SPLITS) else max(range(len(SPLITS)), key=lambda k: score(k, speaker))
+        filled[chosen].update(counts[speaker])
+        assignment[speaker] = SPLITS[chosen]
+    return assignment
+
+
+def speaker_split(
+    clips: Sequence[Clip], seed: int = 0, fractions: Sequence[float] = (0.7, 0.15, 0.15), augment: bool = False
+) -> list[Clip]:
+    """Assign whole speakers to train/val/test per corpus (ESD: its official split), deterministic by ``seed``."""
+    split: dict[int, str] = {}
+    for corpus, members in by_corpus(clips).items():
+        if corpus in OFFICIAL_SPLITS:
+            split.update({id(clip): OFFICIAL_SPLITS[corpus](clip.path) for clip in members})
+            continue
+        assignment = deal_speakers(corpus, members, seed, fractions)
+        split.update({id(clip): assignment[clip.speaker] for clip in members})
+    return with_augmented([replace(clip, split=split[id(clip)]) for clip in clips], augment)
+
+
+def stratified_files(clips: Sequence[Clip], seed: int, fractions: Sequence[float]) -> list[Clip]:
+    """Per corpus × emotion, shuffle the files and cut them at ``fractions`` (the study's file-level split)."""
+    groups: dict[tuple[str, str], list[Clip]] = defaultdict(list)
+    for clip in clips:
+        groups[(clip.corpus, clip.emotion)].append(clip)
+    result = []
+    for (corpus, emotion), members in sorted(groups.items()):
+        members = sorted(members, key=lambda clip: clip.path)
+        random.Random(f"{seed}-{corpus}-{emotion}").shuffle(members)
+        n_train = round(fractions[0] * len(members))
+        n_val = round(fractions[1] * len(members))
+        for position, clip in enumerate(members):
+            name = "train" if position < n_train else "val" if position < n_train + n_val else "test"
+            result.append(replace(clip, split=name))
+    return result
+
+
+def random_split(
+    clips: Sequence[Clip], seed: int = 0, fractions: Sequence[float] = (0.7, 0.15, 0.15), augment: bool = False
+) -> list[Clip]:
+    """The study's protocol: a 70/15/15 file split per corpus × emotion, so a speaker appears in every split."""
+    return with_augmented(stratified_files(clips, seed, fractions), augment)
+
+
+LEAKY_WARNING = (
+    "split=leaky augments BEFORE splitting: noisy/stretched copies of a test clip are in train, so test scores are "
+    "inflated. Use it only to show that inflation; report split=speaker or split=random."
+)
+
+
+def leaky_split(
+    clips: Sequence[Clip], seed: int = 0, fractions: Sequence[float] = (0.7, 0.15, 0.15), augment: bool = True
+) -> list[Clip]:
+    """Augment-then-split (a named, warned demonstration): every copy is dealt independently of its source."""
+    log.warning("!" * 20 + " " + LEAKY_WARNING + " " + "!" * 20)
+    warnings.warn(LEAKY_WARNING, UserWarning, stacklevel=2)
+    originals = [replace(clip, split="") for clip in clips]
+    return stratified_files(originals + augmented_clips(originals), seed, fractions)

@@ -1,0 +1,163 @@
+"""Stand-in corpora in each corpus's true layout (names, folders, native rates, quirks) with generated audio.
+
+For tests and ``scripts/bench_data.py``: the adapters must survive exactly what a downloaded copy looks like, and
+the full-scale union (12,162 files, one of them without audio as in CREMA-D) is the size the cache must serve.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+from finser.data.labels import EMOTIONS
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    path: str  # relative to the corpus root
+    sample_rate: int
+    emotion: str
+    speaker: str
+
+
+def ravdess_files(actors: Iterable[int] = range(1, 25), takes: int = 2) -> list[FileSpec]:
+    """Emotion 01-08 × intensity (neutral: normal only) × statement × repetition; ``takes`` ≤ 2 trims both."""
+    files = []
+    for actor, emotion in itertools.product(actors, range(1, 9)):
+        for intensity, statement, repetition in itertools.product(
+            (1,) if emotion == 1 else (1, 2), range(1, takes + 1), range(1, takes + 1)
+        ):
+            name = f"03-01-{emotion:02d}-{intensity:02d}-{statement:02d}-{repetition:02d}-{actor:02d}.wav"
+            files.append(
+                FileSpec(
+                    f"Audio_Speech_Actors_01-24/Actor_{actor:02d}/{name}", 48_000, EMOTIONS[emotion - 1], f"{actor:02d}"
+                )
+            )
+    return files
+
+
+CREMA_D_SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
+CREMA_D_CODES = {"ANG": "angry", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
+
+
+def crema_d_files(
+    actors: Iterable[int] = range(1001, 1092), sentences: Iterable[str] = CREMA_D_SENTENCES
+) -> list[FileSpec]:
+    """IEO is spoken at three levels (LO MD HI) except neutral; every other sentence once (XX)."""
+    files = []
+    for actor, sentence, (code, emotion) in itertools.product(actors, sentences, CREMA_D_CODES.items()):
+        levels = ("LO", "MD", "HI") if sentence == "IEO" and code != "NEU" else ("XX",)
+        files += [
+            FileSpec(f"AudioWAV/{actor}_{sentence}_{code}_{level}.wav", 16_000, emotion, str(actor)) for level in levels
+        ]
+    return files
+
+
+TESS_FOLDERS = {  # the download's inconsistent folder case, kept on purpose
+    ("OAF", "angry"): "OAF_angry",
+    ("OAF", "disgust"): "OAF_disgust",
+    ("OAF", "fear"): "OAF_Fear",
+    ("OAF", "happy"): "OAF_happy",
+    ("OAF", "neutral"): "OAF_neutral",
+    ("OAF", "ps"): "OAF_Pleasant_surprise",
+    ("OAF", "sad"): "OAF_Sad",
+    ("YAF", "angry"): "YAF_angry",
+    ("YAF", "disgust"): "YAF_disgust",
+    ("YAF", "fear"): "YAF_fear",
+    ("YAF", "happy"): "YAF_happy",
+    ("YAF", "neutral"): "YAF_neutral",
+    ("YAF", "ps"): "YAF_pleasant_surprised",
+    ("YAF", "sad"): "YAF_sad",
+}
+TESS_EMOTION = {"angry": "angry", "disgust": "disgust", "fear": "fear", "happy": "happy", "neutral": "neutral"}
+TESS_EMOTION |= {"ps": "surprise", "sad": "sad"}
+
+
+def tess_words(n_words: int = 200) -> list[str]:
+    """Letters-only stand-ins for TESS's 200 carrier words ("say the word back")."""
+    words = ("".join(parts) for parts in itertools.product("bcdfghklmnprstvwz", "aeiou", "bdgkmnpst"))
+    return list(itertools.islice(words, n_words))
+
+
+def tess_files(n_words: int = 200, nested: bool = True) -> list[FileSpec]:
+    """Some copies nest the data folder twice; one file is at 96 kHz instead of 24,414 Hz."""
+    top = "TESS Toronto emotional speech set data/" * (2 if nested else 1)
+    files = [
+        FileSpec(f"{top}{folder}/{speaker}_{word}_{code}.wav", 24_414, TESS_EMOTION[code], speaker)
+        for (speaker, code), folder in TESS_FOLDERS.items()
+        for word in tess_words(n_words)
+    ]
+    files[0] = FileSpec(files[0].path, 96_000, files[0].emotion, files[0].speaker)
+    return files
+
+
+SAVEE_CODES = {"a": "angry", "d": "disgust", "f": "fear", "h": "happy", "n": "neutral", "sa": "sad", "su": "surprise"}
+
+
+def savee_files(
+    speakers: Iterable[str] = ("DC", "JE", "JK", "KL"), per_emotion: int = 15, kaggle: bool = True
+) -> list[FileSpec]:
+    """Kaggle ``ALL/DC_a01.wav`` or original ``AudioData/DC/a01.wav``; neutral has twice the sentences."""
+    files = []
+    for speaker, (code, emotion) in itertools.product(speakers, SAVEE_CODES.items()):
+        for number in range(1, (2 if code == "n" else 1) * per_emotion + 1):
+            path = f"ALL/{speaker}_{code}{number:02d}.wav" if kaggle else f"AudioData/{speaker}/{code}{number:02d}.wav"
+            files.append(FileSpec(path, 44_100, emotion, speaker))
+    return files
+
+
+ESD_FOLDERS = ("Neutral", "Angry", "Happy", "Sad", "Surprise")
+
+
+def esd_files(
+    speakers: Iterable[int] = range(11, 21), per_emotion: int = 350, split_folders: bool = False
+) -> list[FileSpec]:
+    """``Emotion Speech Dataset/0011/Angry/[evaluation|test|train/]0011_000351.wav``: both layouts exist.
+
+    ``per_emotion`` < 350 keeps the first utterances of each block (so the official split is still visible).
+    """
+    files = []
+    for speaker, (block, folder) in itertools.product(speakers, enumerate(ESD_FOLDERS)):
+        for position in range(per_emotion):
+            part = "evaluation/" if position < 20 else "test/" if position < 50 else "train/"
+            name = f"{speaker:04d}_{block * 350 + position + 1:06d}.wav"
+            path = f"Emotion Speech Dataset/{speaker:04d}/{folder}/{part if split_folders else ''}{name}"
+            files.append(FileSpec(path, 16_000, folder.lower(), f"{speaker:04d}"))
+    return files
+
+
+def tone(seconds: float, sample_rate: int, seed: int) -> np.ndarray:
+    """A short vowel-ish signal: a harmonic tone with vibrato plus a little noise, different per seed."""
+    rng = np.random.default_rng(seed)
+    time = np.arange(int(seconds * sample_rate)) / sample_rate
+    pitch = rng.uniform(100, 300) * (1 + 0.02 * np.sin(2 * np.pi * 5 * time))
+    phase = 2 * np.pi * np.cumsum(pitch) / sample_rate
+    signal = sum(np.sin(k * phase) / k for k in range(1, 6)) + 0.05 * rng.standard_normal(time.size)
+    return (0.2 * signal / np.abs(signal).max()).astype(np.float32)
+
+
+def write_files(root: Path, files: Iterable[FileSpec], seconds: float = 0.6) -> list[Path]:
+    """Write each file as 16-bit PCM at its native rate; durations vary ±20% around ``seconds``."""
+    written = []
+    for index, spec in enumerate(files):
+        path = Path(root) / spec.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        duration = seconds * (0.8 + 0.4 * ((index * 7919) % 101) / 100)
+        soundfile.write(path, tone(duration, spec.sample_rate, index), spec.sample_rate, subtype="PCM_16")
+        written.append(path)
+    return written
+
+
+def study_union(scale: float = 1.0) -> dict[str, list[FileSpec]]:
+    """The four study corpora at full size (12,162 files) or every ``1/scale``-th file of each.
+
+    CREMA-D's download holds 7,442 of the 7,462 name combinations; one of them has no audio (12,161 usable).
+    """
+    full = {"ravdess": ravdess_files(), "crema_d": crema_d_files()[:7442], "tess": tess_files(), "savee": savee_files()}
+    step = max(1, round(1 / scale))
+    return {name: files[::step] for name, files in full.items()}

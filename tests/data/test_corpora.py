@@ -1,0 +1,150 @@
+"""Corpus adapters on trees in each corpus's true layout: labels from file names, quirks, and bad files."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from finser.data.corpora import esd_official_split, index_corpora, scan
+from finser.errors import FinserError
+
+from .conftest import tone, write_lfs_pointer, write_tree, write_wav
+
+
+def emotions_of(clips) -> Counter:
+    return Counter(clip.emotion for clip in clips)
+
+
+def test_ravdess_counts_each_duplicated_file_once(trees: Path) -> None:
+    index = scan(trees / "ravdess", ["ravdess"])
+    assert len(index.clips) == 4 * 15  # 4 actors × (neutral 1 + 7 emotions × 2 intensities)
+    assert emotions_of(index.clips) == {"neutral": 4, **{e: 8 for e in ("calm", "happy", "sad", "angry", "fear")}} | {
+        "disgust": 8,
+        "surprise": 8,
+    }
+    assert {clip.speaker for clip in index.clips} == {"01", "02", "03", "04"}
+    duplicates = [entry for entry in index.skipped if "duplicate of" in entry.reason]
+    assert len(duplicates) == 2 * 15 and all("audio_speech_actors_01-24" in entry.path for entry in duplicates)
+
+
+def test_crema_d_level_x_kept_and_lfs_pointer_reported(trees: Path) -> None:
+    index = scan(trees / "crema_d", ["crema_d"])
+    assert len(index.clips) == 3 * (16 + 6)  # IEO: 5 emotions × 3 levels + neutral; DFA: 6 emotions
+    assert any(clip.path.endswith("1001_DFA_ANG_X.wav") and clip.emotion == "angry" for clip in index.clips)
+    assert emotions_of(index.clips)["neutral"] == 6 and "calm" not in emotions_of(index.clips)
+    (pointer,) = index.skipped
+    assert pointer.path.endswith("1003_ITS_HAP_XX.wav") and "git-lfs pointer" in pointer.reason
+
+
+def test_tess_mixed_case_nested_folders_and_96k_file(trees: Path) -> None:
+    index = scan(trees / "tess", ["tess"])
+    assert len(index.clips) == 2 * 7 * 2 and not index.skipped
+    assert {clip.speaker for clip in index.clips} == {"OAF", "YAF"}
+    assert emotions_of(index.clips) == {
+        e: 4 for e in ("angry", "disgust", "fear", "happy", "neutral", "surprise", "sad")
+    }
+
+
+@pytest.mark.parametrize("copy", ["savee", "savee_original"])
+def test_savee_kaggle_and_original_layouts(trees: Path, copy: str) -> None:
+    index = scan(trees / copy, ["savee"])
+    assert len(index.clips) == 4 * 8 and not index.skipped
+    assert {clip.speaker for clip in index.clips} == {"DC", "JE", "JK", "KL"}
+    assert emotions_of(index.clips)["neutral"] == 8 and emotions_of(index.clips)["sad"] == 4  # "sa" before "a"
+
+
+def test_savee_both_copies_in_one_root_are_deduplicated(trees: Path, tmp_path: Path) -> None:
+    index = scan(trees, ["savee"])
+    assert len(index.clips) == 32
+    assert sum("duplicate of" in entry.reason for entry in index.skipped) == 32
+
+
+def test_esd_with_and_without_split_folders_english_only(trees: Path) -> None:
+    index = scan(trees / "esd", ["esd"])
+    assert len(index.clips) == 3 * 5 * 2
+    assert {clip.speaker for clip in index.clips} == {"0011", "0012", "0013"}
+    assert emotions_of(index.clips) == {e: 6 for e in ("neutral", "angry", "happy", "sad", "surprise")}
+    assert all("Mandarin" in entry.reason for entry in index.skipped) and len(index.skipped) == 5
+
+
+def test_esd_official_split_blocks() -> None:
+    assert [esd_official_split(f"x/0011_{n:06d}.wav") for n in (351, 370, 371, 400, 401, 700)] == [
+        "val",
+        "val",
+        "test",
+        "test",
+        "train",
+        "train",
+    ]
+
+
+def test_combined_finds_each_corpus_by_file_names(trees: Path, tmp_path: Path) -> None:
+    clips = index_corpora(["ravdess", "crema_d", "tess", "savee"], trees, cache_dir=tmp_path)
+    assert Counter(clip.corpus for clip in clips) == {"ravdess": 60, "crema_d": 66, "tess": 28, "savee": 32}
+    again = index_corpora(["ravdess", "crema_d", "tess", "savee"], trees, cache_dir=tmp_path)
+    assert again == clips and len(list((tmp_path / "index").iterdir())) == 1  # reused, not re-validated
+
+
+def test_bad_files_are_skipped_with_their_reason_and_odd_formats_kept(tmp_path: Path) -> None:
+    folder = tmp_path / "Actor_01"
+    name = "03-01-{:02d}-01-01-{:02d}-01.wav"
+    kept = {
+        write_wav(folder / name.format(2, 1), np.stack([tone(0.5, 48_000), tone(0.5, 48_000)], axis=1), 48_000),
+        write_wav(folder / name.format(2, 2), tone(0.5, 11_025), 11_025, "PCM_U8"),
+        write_wav(folder / name.format(3, 1), tone(0.5, 44_100), 44_100, "FLOAT"),
+        write_wav(folder / name.format(3, 2), np.zeros(24_000, np.float32), 48_000),  # silence is a clip
+    }
+    nan, inf = tone(0.5, 16_000, 300), tone(0.5, 16_000, 300)
+    nan[100], inf[200] = np.nan, np.inf
+    bad = {
+        name.format(4, 1): "empty file",
+        name.format(4, 2): "not readable as audio",
+        name.format(5, 1): "not readable as audio",
+        name.format(5, 2): "shorter than one 2048-sample window",
+        name.format(6, 1): "NaN or inf",
+        name.format(6, 2): "NaN or inf",
+        name.format(7, 1): "git-lfs pointer",
+    }
+    (folder / name.format(4, 1)).write_bytes(b"")
+    (folder / name.format(4, 2)).write_bytes((folder / name.format(2, 1)).read_bytes()[:20])  # truncated header
+    (folder / name.format(5, 1)).write_text("this is not audio\n" * 20)
+    write_wav(folder / name.format(5, 2), tone(0.02, 48_000), 48_000)
+    write_wav(folder / name.format(6, 1), nan, 16_000, "FLOAT")
+    write_wav(folder / name.format(6, 2), inf, 16_000, "FLOAT")
+    write_lfs_pointer(folder / name.format(7, 1))
+    index = scan(tmp_path, ["ravdess"])
+    assert {Path(clip.path) for clip in index.clips} == kept
+    reasons = {Path(entry.path).name: entry.reason for entry in index.skipped}
+    assert reasons.keys() == bad.keys()
+    for file, fragment in bad.items():
+        assert fragment in reasons[file], (file, reasons[file])
+
+
+def test_unknown_emotion_code_and_foreign_names_are_reported(tmp_path: Path) -> None:
+    write_wav(tmp_path / "03-01-09-01-01-01-01.wav", tone(0.5, 48_000), 48_000)
+    write_wav(tmp_path / "03-02-03-01-01-01-01.wav", tone(0.5, 48_000), 48_000)  # song
+    write_wav(tmp_path / "readme.wav", tone(0.5, 48_000), 48_000)
+    reasons = {Path(entry.path).stem: entry.reason for entry in scan(tmp_path, ["ravdess"]).skipped}
+    assert "unknown RAVDESS emotion code '09'" in reasons["03-01-09-01-01-01-01"]
+    assert "audio-only speech" in reasons["03-02-03-01-01-01-01"]
+    assert "matches no ravdess naming" in reasons["readme"]
+
+
+def test_missing_root_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(FinserError, match=r"dataset.root '.*nowhere' does not exist.*Real corpora"):
+        index_corpora(["ravdess"], tmp_path / "nowhere")
+
+
+def test_root_of_lfs_pointers_says_git_lfs(tmp_path: Path) -> None:
+    for name in ("1001_DFA_ANG_XX", "1001_DFA_SAD_XX"):
+        write_lfs_pointer(tmp_path / "AudioWAV" / f"{name}.wav")
+    with pytest.raises(FinserError, match=r"no usable crema_d clip.*2 are git-lfs pointer files.*git lfs pull"):
+        index_corpora(["crema_d"], tmp_path)
+
+
+def test_write_tree_layout_matches_datasets_md(tmp_path: Path) -> None:
+    folder = write_tree(tmp_path, "tess")
+    assert (folder / "TESS Toronto emotional speech set data/TESS Toronto emotional speech set data/OAF_Fear").is_dir()
