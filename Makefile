@@ -8,6 +8,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install train test bench reproduce reproduce-quick report lint clean
 
+# make reproduce DATASET=combined ROOT=/data/ser ARCH=spectral HEAD=conv1d SPLIT=speaker SEEDS=0,1,2,3,4
+REPRODUCE_VARS = $(foreach v,DATASET ROOT ARCH HEAD SPLIT SEEDS FIN_ARGS SER_ARGS OUT,$(if $($(v)),$(v)='$($(v))'))
+RUNS ?= outputs/reproduce
+
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
@@ -22,6 +26,17 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+reproduce: $(STAMP)
+	env $(REPRODUCE_VARS) PYTHON=$(BIN)/python bash scripts/reproduce.sh
+
+# The same on the embedded corpus with short schedules: < 15 min on 2 CPU cores.
+reproduce-quick: $(STAMP)
+	env DATASET=synthetic SEEDS=0,1,2,3,4 FIN_ARGS="training.max_epochs=3 logger=csv" \
+	  SER_ARGS="training.max_epochs=8 logger=csv" $(REPRODUCE_VARS) PYTHON=$(BIN)/python bash scripts/reproduce.sh
+
+report: $(STAMP)
+	$(BIN)/python scripts/report.py $(RUNS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The study in one command: pre-train the five FINs, run the four SER ablations over paired seeds, write the report.
+# Variables (environment or `make reproduce VAR=...`):
+#   DATASET (combined)  ROOT (dataset.root; empty for the embedded corpus)  ARCH (spectral)  HEAD (conv1d)
+#   SPLIT (speaker)  SEEDS (0,1,2,3,4)  FIN_ARGS / SER_ARGS (extra overrides, e.g. training.max_epochs=5)
+#   OUT (outputs/reproduce/<time>)  REPORT (outputs/report)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-.venv/bin/python}
+DATASET=${DATASET:-combined}
+ARCH=${ARCH:-spectral}
+HEAD=${HEAD:-conv1d}
+SPLIT=${SPLIT:-speaker}
+SEEDS=${SEEDS:-0,1,2,3,4}
+OUT=${OUT:-outputs/reproduce/$(date +%Y-%m-%d_%H-%M-%S)}
+REPORT=${REPORT:-outputs/report}
+data=("dataset=$DATASET" "split=$SPLIT" "paths.fin_dir=$OUT/fins")
+if [[ -n "${ROOT:-}" ]]; then data+=("dataset.root=$ROOT"); fi
+
+echo "== FINs: five features, fin_arch=$ARCH, on $DATASET -> $OUT/fin"
+# shellcheck disable=SC2086
+"$PYTHON" train.py -m feature=zcr,rms,chroma,mfcc,melspec "fin_arch=$ARCH" "${data[@]}" \
+  "hydra.sweep.dir=$OUT/fin" ${FIN_ARGS:-}
+
+echo "== SER: four ablations x seeds $SEEDS, ser_head=$HEAD -> $OUT/ser"
+# shellcheck disable=SC2086
+"$PYTHON" train.py -m experiment=ser_baseline,ser_fin_frozen,ser_fin_finetuned,ser_fin_scratch "seed=$SEEDS" \
+  "ser_head=$HEAD" "fin_arch=$ARCH" "${data[@]}" "hydra.sweep.dir=$OUT/ser" ${SER_ARGS:-}
+
+"$PYTHON" scripts/report.py "$OUT" --out "$REPORT"
