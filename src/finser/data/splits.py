@@ -40,8 +40,13 @@ def by_corpus(clips: Sequence[Clip]) -> dict[str, list[Clip]]:
     return dict(sorted(groups.items()))
 
 
-def deal_speakers(corpus: str, clips: Sequence[Clip], seed: int, fractions: Sequence[float]) -> dict[str, str]:
+def deal_speakers(
+    corpus: str, clips: Sequence[Clip], seed: int, fractions: Sequence[float], pooled: bool = False
+) -> dict[str, str]:
     """Speaker → split for one corpus, as close to ``fractions`` per emotion as whole speakers allow.
+
+    A corpus with fewer than three speakers is refused alone; ``pooled`` with others, its speakers go to train and
+    test (the pool's val comes from the other corpora).
 
     Speakers are shuffled by ``seed``; each split gets one speaker first, then each next speaker goes to the split
     whose per-emotion deficit it fills best (stratification by emotion), ties broken by the total deficit.
@@ -50,6 +55,12 @@ def deal_speakers(corpus: str, clips: Sequence[Clip], seed: int, fractions: Sequ
     for clip in clips:
         counts[clip.speaker][clip.emotion] += 1
     speakers = sorted(counts)
+    if len(speakers) < len(SPLITS) and pooled:
+        # TESS (2 speakers) inside a pool: one speaker trains, the other is tested, still speaker-disjoint.
+        random.Random(f"{seed}-{corpus}").shuffle(speakers)
+        assignment = {speaker: ("train", "test")[k] for k, speaker in enumerate(speakers)}
+        log.warning("corpus %r has %d speaker(s), not dealt by share: %s", corpus, len(speakers), assignment)
+        return assignment
     if len(speakers) < len(SPLITS):
         raise FinserError(
             f"corpus {corpus!r} has {len(speakers)} speaker(s): a speaker-independent train/val/test split "
@@ -83,7 +94,7 @@ def speaker_split(
         if corpus in OFFICIAL_SPLITS:
             split.update({id(clip): OFFICIAL_SPLITS[corpus](clip.path) for clip in members})
             continue
-        assignment = deal_speakers(corpus, members, seed, fractions)
+        assignment = deal_speakers(corpus, members, seed, fractions, pooled=len(by_corpus(clips)) > 1)
         split.update({id(clip): assignment[clip.speaker] for clip in members})
     return with_augmented([replace(clip, split=split[id(clip)]) for clip in clips], augment)
 
