@@ -125,6 +125,7 @@ def publish(cfg: DictConfig, task: L.LightningModule, results: dict, output_dir:
         kind=cfg.task_kind,
         metrics=results,
         **identity,
+        **getattr(task, "publish_meta", {}),  # what inference needs beyond the net (SER: emotions, clip length)
     )
     log.info("published %s", published)
     summary = {

@@ -1,0 +1,286 @@
+"""SER classification: cross-entropy on emotion labels, F1/accuracy per split, confusion matrices at test.
+
+The task also owns how the front-end starts and whether it learns (``front_end_init``, ``front_end_trainable``):
+the network (``self.net``, published by ``finser.run``) is architecture only, so it rebuilds without FIN files.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import lightning as L
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
+
+from finser.data.labels import EMOTIONS
+from finser.errors import FinserError
+from finser.models.ser import SERModel, frame_mask, n_frames
+
+log = logging.getLogger(__name__)
+
+
+def classification_metrics(n_classes: int) -> MetricCollection:
+    """Accuracy (micro), macro F1 (every emotion counts the same: calm is 1.6% of the union), weighted F1."""
+    return MetricCollection(
+        {
+            "acc": MulticlassAccuracy(n_classes, average="micro"),
+            "f1_macro": MulticlassF1Score(n_classes, average="macro"),
+            "f1_weighted": MulticlassF1Score(n_classes, average="weighted"),
+        }
+    )
+
+
+def pretrain_command(feature: str, arch: str, fin_dir: Path, default_fin_dir: Path | None = None) -> str:
+    """The exact command that publishes ``<fin_dir>/<feature>_<arch>.ckpt``."""
+    command = f"python train.py feature={feature} fin_arch={arch}"
+    if default_fin_dir is None or Path(fin_dir).resolve() != Path(default_fin_dir).resolve():
+        command += f" paths.fin_dir={fin_dir}"
+    return command
+
+
+def ensure_fin_checkpoints(
+    paths: Mapping[str, Path],
+    arch: str,
+    fin_dir: Path,
+    pretrain_missing: bool = False,
+    train_script: str | Path = "train.py",
+    pretrain_overrides: Sequence[str] = (),
+    default_fin_dir: Path | None = None,
+) -> None:
+    """Stop with the command that produces each missing FIN, or (``pretrain_missing``) run it first."""
+    missing = [feature for feature, path in paths.items() if not Path(path).is_file()]
+    if not missing:
+        return
+    if not pretrain_missing:
+        commands = "\n".join(f"  {pretrain_command(f, arch, fin_dir, default_fin_dir)}" for f in missing)
+        raise FinserError(
+            f"missing FIN checkpoint(s) {', '.join(str(paths[f]) for f in missing)}: produce them with\n{commands}\n"
+            "or pass fin.pretrain_missing=true to pre-train them first"
+        )
+    for feature in missing:
+        command = [
+            sys.executable,
+            str(train_script),
+            f"feature={feature}",
+            f"fin_arch={arch}",
+            f"paths.fin_dir={fin_dir}",
+            "logger=none",
+            *pretrain_overrides,
+        ]
+        log.info("pre-training the missing %s FIN: %s", feature, " ".join(command))
+        if subprocess.run(command, check=False).returncode != 0 or not Path(paths[feature]).is_file():
+            raise FinserError(f"pre-training the {feature} FIN failed: run `{' '.join(command)}` to see why")
+
+
+def confusion_figure(matrix: torch.Tensor, labels: Sequence[str], title: str) -> Figure:
+    """Counts with row-normalised shading (rows: true emotion, columns: predicted).
+
+    A bare ``Figure`` (no pyplot): nothing global, no display needed, garbage-collected like any object.
+    """
+    counts = matrix.cpu().numpy()
+    shares = counts / counts.sum(axis=1, keepdims=True).clip(min=1)
+    figure = Figure(figsize=(6.5, 5.5))
+    axes = figure.subplots()
+    axes.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0)
+    for row in range(counts.shape[0]):
+        for column in range(counts.shape[1]):
+            colour = "white" if shares[row, column] > 0.5 else "black"
+            axes.text(column, row, int(counts[row, column]), ha="center", va="center", color=colour, fontsize=8)
+    axes.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
+FRONT_END_INITS = ("pretrained", "random")
+
+
+class SERTask(L.LightningModule):
+    """Owns the loss (cross-entropy, optionally class-weighted), metrics per split, optimiser and test reports."""
+
+    def __init__(
+        self,
+        net: SERModel,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        lr: float,
+        scheduler: Callable[..., object] | None = None,
+        front_end_init: str = "pretrained",
+        front_end_trainable: bool = True,
+        fin_dir: str | Path = "outputs/fins",
+        pretrain_missing: bool = False,
+        train_script: str | Path = "train.py",
+        pretrain_overrides: Sequence[str] = (),
+        default_fin_dir: str | Path | None = None,
+        class_weighted: bool = False,
+        cache_frozen_features: bool = True,
+        monitor: str = "val/loss",
+        emotions: Sequence[str] = EMOTIONS,
+        test_set_names: Sequence[str] = ("test",),
+    ) -> None:
+        super().__init__()
+        if front_end_init not in FRONT_END_INITS:
+            raise FinserError(f"fin.init={front_end_init!r}: expected one of {', '.join(FRONT_END_INITS)}")
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.lr = lr
+        self.monitor = monitor
+        self.emotions = list(emotions)
+        self.class_weighted = class_weighted
+        self.front_end_trainable = front_end_trainable
+        self.cache_frozen_features = cache_frozen_features and not front_end_trainable
+        self.feature_cache: dict[str, torch.Tensor] = {}  # clip key → (162, frames); not part of any checkpoint
+        if front_end_init == "pretrained":
+            paths = net.front_end.checkpoint_paths(fin_dir)
+            ensure_fin_checkpoints(
+                paths,
+                getattr(net.front_end, "arch", ""),
+                Path(fin_dir),
+                pretrain_missing,
+                train_script,
+                pretrain_overrides,
+                Path(default_fin_dir) if default_fin_dir else None,
+            )
+            net.front_end.load_pretrained(paths)
+        else:
+            net.front_end.randomize_()
+        net.front_end.requires_grad_(front_end_trainable)
+        self.register_buffer("class_weights", torch.ones(len(self.emotions)))
+        metrics = classification_metrics(len(self.emotions))
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_set_names = list(test_set_names)
+        self.test_metrics = nn.ModuleDict({name: metrics.clone(prefix=self.prefix(name)) for name in test_set_names})
+        self.test_reports = nn.ModuleDict(
+            {
+                name: MetricCollection(
+                    {
+                        "f1": MulticlassF1Score(len(self.emotions), average=None),
+                        "confusion": MulticlassConfusionMatrix(len(self.emotions)),
+                    }
+                )
+                for name in test_set_names
+            }
+        )
+        self.corpus_hits: dict[str, dict[str, list[int]]] = {}
+        self.clip: dict[str, object] = {}
+
+    @property
+    def publish_meta(self) -> dict[str, object]:
+        """What inference needs beside the net: label order, sample rate and how clips were cut."""
+        return {"emotions": self.emotions, "input": "waveform", **self.clip}
+
+    @staticmethod
+    def prefix(test_set: str) -> str:
+        return "test/" if test_set == "test" else f"eval/{test_set}/"
+
+    def setup(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule if self.trainer is not None else None
+        spec = getattr(datamodule, "spec", None)
+        if spec is not None:
+            self.clip = {"sample_rate": spec.sample_rate, "offset": spec.offset, "clip_samples": spec.n_samples}
+        if self.class_weighted and datamodule is not None:
+            counts = datamodule.train_class_counts().to(self.class_weights)
+            weights = counts.sum() / (len(counts) * counts.clamp_min(1.0))
+            self.class_weights.copy_(torch.where(counts > 0, weights, torch.zeros_like(weights)))
+            log.info("class weights: %s", dict(zip(self.emotions, weights.tolist(), strict=True)))
+
+    def on_train_epoch_start(self) -> None:
+        if not self.front_end_trainable:
+            self.net.front_end.eval()  # a frozen front-end never updates running statistics either
+        self.log("lr", self.trainer.optimizers[0].param_groups[-1]["lr"], on_step=False, on_epoch=True)
+
+    def forward(self, waveform: torch.Tensor, length: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(waveform, length)
+
+    def frame_features(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The front-end's per-frame values and mask; a frozen front-end's are computed once per clip and reused.
+
+        Frozen means a pure function of the waveform (no gradient, eval mode), so the cache changes no number;
+        it makes the baseline and frozen runs as cheap per epoch as the head alone.
+        """
+        if not self.cache_frozen_features or "key" not in batch:
+            return self.net.frame_features(batch["waveform"], batch["length"])
+        keys, lengths = batch["key"], batch["length"]
+        missing = [row for row, key in enumerate(keys) if key not in self.feature_cache]
+        if missing:
+            with torch.no_grad():
+                values, _ = self.net.frame_features(batch["waveform"][missing], lengths[missing])
+            for row, computed in zip(missing, values, strict=True):
+                self.feature_cache[keys[row]] = computed[:, : n_frames(int(lengths[row]))].clone()
+        longest = n_frames(batch["waveform"].shape[-1])
+        cached = [self.feature_cache[key] for key in keys]
+        values = torch.stack([nn.functional.pad(value, (0, longest - value.shape[-1])) for value in cached])
+        return values, frame_mask(lengths.to(values.device), longest)
+
+    def _step(self, batch: dict, metrics: MetricCollection) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.net.classify(*self.frame_features(batch))
+        loss = nn.functional.cross_entropy(logits, batch["emotion"], weight=self.class_weights)
+        predictions = logits.argmax(dim=-1)
+        metrics.update(predictions, batch["emotion"])
+        return loss, predictions
+
+    def training_step(self, batch: dict, batch_index: int) -> torch.Tensor:
+        loss, _ = self._step(batch, self.train_metrics)
+        size = len(batch["emotion"])
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=size)
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: dict, batch_index: int) -> None:
+        loss, _ = self._step(batch, self.val_metrics)
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(batch["emotion"]))
+        self.log_dict(self.val_metrics, prog_bar=True)
+
+    def on_test_epoch_start(self) -> None:
+        self.corpus_hits = {name: defaultdict(list) for name in self.test_set_names}
+
+    def test_step(self, batch: dict, batch_index: int, dataloader_idx: int = 0) -> None:
+        name = self.test_set_names[dataloader_idx]
+        _, predictions = self._step(batch, self.test_metrics[name])
+        self.test_reports[name].update(predictions, batch["emotion"])
+        for corpus, hit in zip(batch["corpus"], (predictions == batch["emotion"]).tolist(), strict=True):
+            self.corpus_hits[name][corpus].append(int(hit))
+        self.log_dict(self.test_metrics[name], add_dataloader_idx=False)
+
+    def on_test_epoch_end(self) -> None:
+        """Per-class F1, per-corpus accuracy, and the confusion matrix as a PNG (and an image for the loggers)."""
+        for name in self.test_set_names:
+            report = self.test_reports[name].compute()
+            self.test_reports[name].reset()
+            prefix = self.prefix(name)
+            for emotion, value in zip(self.emotions, report["f1"].tolist(), strict=True):
+                self.log(f"{prefix}f1/{emotion}", value, add_dataloader_idx=False)
+            for corpus, hits in sorted(self.corpus_hits.get(name, {}).items()):
+                self.log(f"{prefix}acc/{corpus}", sum(hits) / len(hits), add_dataloader_idx=False)
+            if self.trainer.is_global_zero and not self.trainer.sanity_checking:
+                self.save_confusion(name, report["confusion"])
+
+    def save_confusion(self, name: str, matrix: torch.Tensor) -> None:
+        figure = confusion_figure(matrix, self.emotions, f"{name}: rows true, columns predicted")
+        folder = Path(self.trainer.default_root_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"confusion_{name}.png"
+        figure.savefig(path, dpi=120)
+        for logger in self.loggers:
+            if hasattr(logger, "log_image"):  # W&B (and other image-aware loggers)
+                logger.log_image(key=f"{self.prefix(name)}confusion", images=[str(path)])
+        log.info("confusion matrix saved to %s", path)
+
+    def configure_optimizers(self) -> dict:
+        optimizer = self.optimizer_factory(self.net.parameter_groups(self.lr))
+        if self.scheduler_factory is None:
+            return {"optimizer": optimizer}
+        scheduler = self.scheduler_factory(optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": self.monitor}}

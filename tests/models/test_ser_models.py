@@ -1,0 +1,182 @@
+"""SER networks and task on random tensors and tiny generated audio: front-ends, heads, masks, FIN freezing."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from finser.data.labels import EMOTIONS
+from finser.data.splits import speaker_split
+from finser.data.synthetic import build_synthetic_corpus
+from finser.data.utterances import UtteranceDataModule
+from finser.errors import FinserError
+from finser.features import FEATURES, compute_all, frame_signal
+from finser.models.checkpoint import load_model, save_checkpoint
+from finser.models.fin import spectral_fin
+from finser.models.ser import (
+    Conv1dHead,
+    ExactFrontEnd,
+    FINFrontEnd,
+    LogMel,
+    SERModel,
+    TemporalHead,
+    n_frames,
+)
+from finser.tasks.ser import SERTask
+from tests.conftest import speech_like_frames
+
+ADAM = functools.partial(torch.optim.Adam)
+
+
+def publish_tiny_fins(fin_dir: Path, seed: int = 0) -> dict[str, Path]:
+    """Five spectral FINs, nudged off their closed-form init so "pretrained" weights are recognisable."""
+    generator = torch.Generator().manual_seed(seed)
+    paths = {}
+    for feature in FEATURES:
+        fin = spectral_fin(feature)
+        with torch.no_grad():
+            for parameter in fin.parameters():
+                parameter.add_(1e-3 * torch.randn(parameter.shape, generator=generator))
+        paths[feature] = save_checkpoint(
+            fin,
+            {"_target_": "finser.models.fin.spectral_fin", "feature": feature},
+            fin_dir / f"{feature}_spectral.ckpt",
+            kind="fin",
+            feature=feature,
+            arch="spectral",
+        )
+    return paths
+
+
+@pytest.fixture(scope="module")
+def fin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("fins")
+    publish_tiny_fins(folder)
+    return folder
+
+
+def speech(n_clips: int = 3, n_samples: int = 2048 + 512 * 7) -> torch.Tensor:
+    """Clips (B, samples) cut from generated speech: 8 frames each by default."""
+    frames = torch.from_numpy(speech_like_frames(seed=5, n_clips=n_clips))
+    signal = torch.cat([frames[:, :512].reshape(-1), frames[-1, 512:]])
+    return signal[: n_clips * n_samples].reshape(n_clips, n_samples)
+
+
+def fin_task(fin_dir: Path, init: str, trainable: bool, head: torch.nn.Module | None = None) -> SERTask:
+    net = SERModel(FINFrontEnd("spectral"), head or Conv1dHead())
+    return SERTask(net, ADAM, 1e-3, front_end_init=init, front_end_trainable=trainable, fin_dir=fin_dir)
+
+
+def test_exact_front_end_equals_the_time_means_of_compute_all() -> None:
+    waveform = speech()
+    model = SERModel(ExactFrontEnd(), Conv1dHead())
+    values, mask = model.frame_features(waveform)
+    assert values.shape == (3, 162, n_frames(waveform.shape[-1])) and bool(mask.all())
+    for row in range(len(waveform)):
+        features = compute_all(frame_signal(waveform[row]))
+        expected = torch.cat([features[name] for name in FEATURES], dim=-1).mean(dim=0)
+        torch.testing.assert_close(values[row].mean(dim=-1), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_log_mel_compresses_only_the_mel_power() -> None:
+    values = torch.rand(4, 162) * 100
+    compressed = LogMel()(values)
+    torch.testing.assert_close(compressed[:, :34], values[:, :34])
+    torch.testing.assert_close(compressed[:, 34:], torch.log10(values[:, 34:] + 1e-8))
+
+
+def test_study_clip_gives_104_frames_and_both_heads_give_eight_logits() -> None:
+    assert n_frames(55_125) == 104
+    sequence, mask = torch.randn(2, 162, 104), torch.ones(2, 104, dtype=torch.bool)
+    for head in (Conv1dHead(), TemporalHead(pooling="attentive"), TemporalHead(pooling="statistics")):
+        assert head(sequence, mask).shape == (2, len(EMOTIONS))
+
+
+@pytest.mark.parametrize("head", [Conv1dHead, functools.partial(TemporalHead, pooling="attentive")])
+def test_a_clips_logits_do_not_depend_on_the_padding_of_its_batch(head: type) -> None:
+    torch.manual_seed(0)
+    model = SERModel(ExactFrontEnd(), head()).eval()
+    long = speech(n_clips=2, n_samples=2048 + 512 * 11)
+    short = long[0, : 2048 + 512 * 4].clone()
+    padded = long.clone()
+    padded[0] = 0
+    padded[0, : short.numel()] = short
+    with torch.no_grad():
+        batched = model(padded, torch.tensor([short.numel(), long.shape[-1]]))
+        alone = model(short.unsqueeze(0), torch.tensor([short.numel()]))
+    torch.testing.assert_close(batched[0], alone[0], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("trainable", [True, False])
+def test_gradients_reach_fin_weights_only_when_trainable(fin_dir: Path, trainable: bool) -> None:
+    task = fin_task(fin_dir, "pretrained", trainable)
+    loss = torch.nn.functional.cross_entropy(task.net(speech()), torch.tensor([0, 3, 7]))
+    loss.backward()
+    fin_grads = [p.grad for p in task.net.front_end.parameters()]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in task.net.head.parameters() if p.ndim > 1)
+    if trainable:
+        assert all(grad is not None for grad in fin_grads) and sum(float(g.abs().sum()) for g in fin_grads) > 0
+    else:
+        assert all(grad is None for grad in fin_grads)
+    optimised = {id(p) for group in task.configure_optimizers()["optimizer"].param_groups for p in group["params"]}
+    assert all((id(p) in optimised) == trainable for p in task.net.front_end.parameters())
+
+
+def test_pretrained_init_loads_the_published_fins_and_random_init_differs(fin_dir: Path) -> None:
+    pretrained = fin_task(fin_dir, "pretrained", False).net.front_end.fins
+    torch.manual_seed(0)
+    random = fin_task(fin_dir, "random", True).net.front_end.fins
+    constructed = FINFrontEnd("spectral").fins
+    for feature in FEATURES:
+        published, _ = load_model(fin_dir / f"{feature}_spectral.ckpt")
+        for name, value in published.state_dict().items():
+            assert torch.equal(pretrained[feature].state_dict()[name], value), (feature, name)
+        for name, parameter in random[feature].named_parameters():
+            assert not torch.allclose(parameter, pretrained[feature].get_parameter(name)), (feature, name)
+            # "random" also undoes the spectral FINs' closed-form construction: no hidden pre-training.
+            assert not torch.allclose(parameter, constructed[feature].get_parameter(name)), (feature, name)
+
+
+def test_a_missing_fin_stops_with_the_command_that_makes_it(tmp_path: Path, fin_dir: Path) -> None:
+    for feature in ("zcr", "rms"):
+        (tmp_path / f"{feature}_spectral.ckpt").write_bytes((fin_dir / f"{feature}_spectral.ckpt").read_bytes())
+    with pytest.raises(FinserError, match=r"python train\.py feature=chroma fin_arch=spectral paths\.fin_dir="):
+        fin_task(tmp_path, "pretrained", False)
+
+
+def test_frozen_fins_are_bit_identical_after_training_and_the_net_rebuilds_without_fin_files(
+    tmp_path: Path, fin_dir: Path, cache_dir: Path
+) -> None:
+    clips = build_synthetic_corpus(cache_dir / "synthetic", n_speakers=3, clips_per_emotion=1)
+    datamodule = UtteranceDataModule(
+        clips, functools.partial(speaker_split, seed=0), batch_size=8, offset=0.0, duration=0.25
+    )
+    torch.manual_seed(0)
+    task = fin_task(fin_dir, "pretrained", False, head=TemporalHead(channels=16, n_layers=1))
+    fins_before = {name: value.clone() for name, value in task.net.front_end.state_dict().items()}
+    head_before = {name: value.clone() for name, value in task.net.head.state_dict().items()}
+    trainer = L.Trainer(
+        accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    trainer.fit(task, datamodule=datamodule)
+    for name, value in task.net.front_end.state_dict().items():
+        assert torch.equal(value, fins_before[name]), name
+    assert any(not torch.equal(value, head_before[name]) for name, value in task.net.head.state_dict().items())
+    assert task.feature_cache  # frozen features were computed once per clip and reused
+
+    config = {
+        "_target_": "finser.models.ser.SERModel",
+        "front_end": {"_target_": "finser.models.ser.FINFrontEnd", "arch": "spectral"},
+        "head": {"_target_": "finser.models.ser.TemporalHead", "channels": 16, "n_layers": 1},
+    }
+    path = save_checkpoint(task.net, config, tmp_path / "ser.ckpt", kind="ser", emotions=list(EMOTIONS))
+    model, meta = load_model(path)  # builds the architecture from the config alone, then loads the weights
+    waveform = speech(n_clips=2)
+    with torch.no_grad():
+        torch.testing.assert_close(model(waveform), task.net.eval()(waveform))
+    assert meta["emotions"] == list(EMOTIONS)

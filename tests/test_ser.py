@@ -1,0 +1,90 @@
+"""End to end: the four SER presets in one `python train.py -m` sweep, logged to offline W&B runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from finser.data.labels import EMOTIONS
+from finser.models.checkpoint import load_model
+from tests.conftest import REPO, TINY
+from tests.models.test_ser_models import publish_tiny_fins
+
+PRESETS = ("ser_baseline", "ser_fin_frozen", "ser_fin_finetuned", "ser_fin_scratch")
+
+
+def wandb_records(path: Path) -> Iterator[object]:
+    """Records of an offline ``run-*.wandb`` file: a LevelDB-style log (32 KiB blocks of chunks) of protobufs."""
+    from wandb.proto import wandb_internal_pb2
+
+    data, block = path.read_bytes(), 32 * 1024
+    assert data[:4] == b":W&B", path
+    position, pending = 7, b""
+    while position + 7 <= len(data):
+        if block - position % block < 7:  # a block's tail too short for a chunk header is padding
+            position += block - position % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[position : position + 7])
+        pending += data[position + 7 : position + 7 + length]
+        position += 7 + length
+        if kind in (1, 4):  # FULL or LAST chunk: a whole record
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            pending = b""
+            yield record
+
+
+def wandb_run(run_dir: Path) -> tuple[str, list[str], set[str]]:
+    """Group, tags and summary keys of the one offline W&B run inside a run dir."""
+    (path,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    group, tags, summary = "", [], set()
+    for record in wandb_records(path):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            group, tags = record.run.run_group, list(record.run.tags)
+        elif kind == "summary":
+            summary |= {item.key or "/".join(item.nested_key) for item in record.summary.update}
+    return group, tags, summary
+
+
+def test_the_four_presets_sweep_into_four_wandb_groups(tmp_path: Path, cache_dir: Path) -> None:
+    publish_tiny_fins(tmp_path / "fins")
+    command = [
+        sys.executable, str(REPO / "train.py"), "-m",
+        f"experiment={','.join(PRESETS)}", "seed=0", "logger=wandb",
+        f"hydra.sweep.dir={tmp_path / 'multirun'}", "hydra.sweep.subdir=${hydra.job.num}",
+        f"paths.cache_dir={cache_dir}", f"paths.fin_dir={tmp_path / 'fins'}",
+        *TINY, "training.batch_size=8", "training.limit_train_batches=2", "++datamodule.duration=0.5",
+    ]  # fmt: skip
+    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "1"}
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-5000:]
+
+    groups = set()
+    for index, preset in enumerate(PRESETS):
+        run_dir = tmp_path / "multirun" / str(index)
+        results = json.loads((run_dir / "results.json").read_text())
+        assert results["experiment"] == preset and results["head"] == "conv1d"
+        for key in ("test/f1_macro", "test/acc", "test/f1_weighted", *(f"test/f1/{e}" for e in EMOTIONS)):
+            assert 0.0 <= results[key] <= 1.0, (preset, key)
+        assert results["test/acc/synthetic"] == results["test/acc"]  # one corpus: its accuracy is the total
+        assert (run_dir / "confusion_test.png").stat().st_size > 0
+
+        group, tags, summary = wandb_run(run_dir)
+        groups.add(group)
+        assert group == preset and "head=conv1d" in tags and "corpus=synthetic" in tags
+        assert {"test/f1_macro", "test/acc", "test/f1/calm"} <= summary
+        assert any(key.startswith("test/confusion") for key in summary)  # the confusion matrix image
+
+        # The published model rebuilds from its config alone (no FIN files) and maps a waveform to logits.
+        model, meta = load_model(results["checkpoint"])
+        assert meta["emotions"] == list(EMOTIONS) and meta["clip_samples"] == 11_025
+        assert model(torch.zeros(2, meta["clip_samples"])).shape == (2, len(EMOTIONS))
+    assert groups == set(PRESETS)
