@@ -132,7 +132,7 @@ class DecodedCache:
                 if isinstance(result, str):
                     failures[path] = result
                     continue
-                pending.append((path, result))
+                pending.append((self.key(path), result))
                 size += result.size
                 if size >= SHARD_SAMPLES:
                     self._write_shard(pending)
@@ -145,15 +145,15 @@ class DecodedCache:
         return failures
 
     def _write_shard(self, signals: list[tuple[str, np.ndarray]]) -> None:
-        """Write one shard atomically: data to a temporary name, rename; then the index the same way."""
+        """Write one shard of (entry key, signal) atomically: data to a temporary name, rename; then the index."""
         name = f"shard-{uuid.uuid4().hex}"
         total = sum(signal.size for _, signal in signals)
         temporary = self.folder / f".{name}.npy.tmp"
         data = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float32, shape=(total,))
         rows, offset = [], 0
-        for path, signal in signals:
+        for key, signal in signals:
             data[offset : offset + signal.size] = signal
-            rows.append([self.key(path), offset, int(signal.size), zlib.crc32(signal.tobytes())])
+            rows.append([key, offset, int(signal.size), zlib.crc32(signal.tobytes())])
             offset += signal.size
         data.flush()
         del data
@@ -177,7 +177,9 @@ class DecodedCache:
 
     def read(self, path: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Samples ``start:stop`` of one entry, read from disk (no crc check: for frames read many times)."""
-        entry = self.entries[self.key(path)]
+        return self.read_entry(self.entries[self.key(path)], start, stop)
+
+    def read_entry(self, entry: Entry, start: int = 0, stop: int | None = None) -> np.ndarray:
         stop = entry.length if stop is None else min(stop, entry.length)
         position = self._data_offsets[entry.shard] + BYTES * (entry.offset + start)
         raw = os.pread(self._fd(entry.shard), BYTES * (stop - start), position)
