@@ -61,7 +61,7 @@ def test_the_four_presets_sweep_into_four_wandb_groups(tmp_path: Path, cache_dir
         f"experiment={','.join(PRESETS)}", "seed=0", "logger=wandb",
         f"hydra.sweep.dir={tmp_path / 'multirun'}", "hydra.sweep.subdir=${hydra.job.num}",
         f"paths.cache_dir={cache_dir}", f"paths.fin_dir={tmp_path / 'fins'}",
-        *TINY, "training.batch_size=8", "training.limit_train_batches=2", "++datamodule.duration=0.5",
+        *TINY, "training.batch_size=8", "training.limit_train_batches=2", "++datamodule.audio.duration=0.5",
     ]  # fmt: skip
     env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "1"}
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -76,6 +76,8 @@ def test_the_four_presets_sweep_into_four_wandb_groups(tmp_path: Path, cache_dir
             assert 0.0 <= results[key] <= 1.0, (preset, key)
         assert results["test/acc/synthetic"] == results["test/acc"]  # one corpus: its accuracy is the total
         assert (run_dir / "confusion_test.png").stat().st_size > 0
+        confusion = results["test/confusion"]  # rows true, columns predicted: 8 test clips of the tiny corpus
+        assert len(confusion) == len(EMOTIONS) and sum(map(sum, confusion)) == 8
 
         group, tags, summary = wandb_run(run_dir)
         groups.add(group)

@@ -132,6 +132,7 @@ def publish(cfg: DictConfig, task: L.LightningModule, results: dict, output_dir:
         **identity,
         "metrics": results,
         **results,
+        **getattr(task, "extra_results", {}),  # non-scalar results (SER: confusion matrices as nested lists)
         "checkpoint": str(published),
         "lightning_checkpoint": best,
         "run_dir": str(output_dir),

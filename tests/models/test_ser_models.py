@@ -9,6 +9,7 @@ import lightning as L
 import pytest
 import torch
 
+from finser.data.audio import AudioSpec
 from finser.data.labels import EMOTIONS
 from finser.data.splits import speaker_split
 from finser.data.synthetic import build_synthetic_corpus
@@ -152,9 +153,8 @@ def test_frozen_fins_are_bit_identical_after_training_and_the_net_rebuilds_witho
     tmp_path: Path, fin_dir: Path, cache_dir: Path
 ) -> None:
     clips = build_synthetic_corpus(cache_dir / "synthetic", n_speakers=3, clips_per_emotion=1)
-    datamodule = UtteranceDataModule(
-        clips, functools.partial(speaker_split, seed=0), batch_size=8, offset=0.0, duration=0.25
-    )
+    audio = AudioSpec(offset=0.0, duration=0.25)
+    datamodule = UtteranceDataModule(clips, functools.partial(speaker_split, seed=0), batch_size=8, audio=audio)
     torch.manual_seed(0)
     task = fin_task(fin_dir, "pretrained", False, head=TemporalHead(channels=16, n_layers=1))
     fins_before = {name: value.clone() for name, value in task.net.front_end.state_dict().items()}

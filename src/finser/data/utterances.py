@@ -1,21 +1,21 @@
 """Utterance-level data for SER: one waveform per clip, its emotion index and its corpus.
 
-Two ways to shape a clip (``duration``):
+Two ways to shape a clip (``audio``, a :class:`finser.data.audio.AudioSpec`):
 
-* fixed (the study): from ``offset`` 0.6 s take 2.5 s, zero-padded to exactly 55,125 samples. Framed with
-  center=False at hop 512 (each frame exactly one FIN input) that is 104 frames; the study's 108 came from
-  librosa's center=True padding, which a FIN never saw in pre-training, so finser keeps center=False and does not
-  mask the zero padding (the study averaged over it too).
+* fixed (the study, the SER presets' default): from ``offset`` 0.6 s take 2.5 s, zero-padded to exactly 55,125
+  samples. Framed with center=False at hop 512 (each frame exactly one FIN input) that is 104 frames; the study's
+  108 came from librosa's center=True padding, which a FIN never saw in pre-training, so finser keeps
+  center=False and does not mask the zero padding (the study averaged over it too).
 * full length (``duration=None``): each clip from ``offset`` to its end; a batch is zero-padded to its longest
   clip and carries ``length`` so the model masks frames past each clip's end.
 
-Training clips can get the study's two augmented copies (``augment=True``, via :mod:`finser.data.augment`); val
-and test never do.
+Augmentation is the split's job (``dataset.augment=true``: the study's noise and stretch+pitch copies join the
+training clips after the split, see :mod:`finser.data.splits`); this module renders whatever clips it is given,
+tagged copies included, in memory or through the decoded cache (``cache_dir``).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
-from finser.data.audio import SAMPLE_RATE, AudioSpec
-from finser.data.augment import augmented_clips, render
+from finser.data.audio import STUDY_CROP, AudioSpec
+from finser.data.cache import DecodedCache
 from finser.data.frames import load_clips
 from finser.data.labels import EMOTION_INDEX, EMOTIONS, Clip
 from finser.errors import FinserError
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Utterance:
-    waveform: torch.Tensor  # (samples,) float32 at 22,050 Hz
+    waveform: torch.Tensor  # (samples,) float32 at the spec's rate (22,050 Hz)
     emotion: int
     corpus: str
     key: str  # the clip's path (tagged for augmented copies): names the clip in caches
@@ -49,20 +49,33 @@ class UtteranceSet(Dataset):
     def __init__(self, loaded: Sequence[tuple[Clip, np.ndarray]]) -> None:
         if not loaded:
             raise FinserError("no usable clips for this split: check the corpus and the skipped files above")
-        self.items = [
-            Utterance(torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32)), EMOTION_INDEX[clip.emotion],
-                      clip.corpus, clip.path)
-            for clip, signal in loaded
-        ]  # fmt: skip
+        self.clips = [clip for clip, _ in loaded]
+        self.signals = [torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32)) for _, signal in loaded]
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self.clips)
+
+    def waveform(self, index: int) -> torch.Tensor:
+        return self.signals[index]
 
     def __getitem__(self, index: int) -> Utterance:
-        return self.items[index]
+        clip = self.clips[index]
+        return Utterance(self.waveform(index), EMOTION_INDEX[clip.emotion], clip.corpus, clip.path)
 
     def emotions(self) -> list[int]:
-        return [item.emotion for item in self.items]
+        return [EMOTION_INDEX[clip.emotion] for clip in self.clips]
+
+
+class CachedUtteranceSet(UtteranceSet):
+    """Clips read from the decoded cache on disk when asked for: a full-scale, augmented corpus need not fit in RAM."""
+
+    def __init__(self, cache: DecodedCache, clips: Sequence[Clip]) -> None:
+        if not clips:
+            raise FinserError("no usable clips for this split: check the corpus and the skipped files above")
+        self.cache, self.clips = cache, list(clips)
+
+    def waveform(self, index: int) -> torch.Tensor:
+        return torch.from_numpy(self.cache.read(self.clips[index].path))
 
 
 def collate(items: Sequence[Utterance]) -> dict[str, torch.Tensor | list[str]]:
@@ -109,19 +122,22 @@ class UtteranceDataModule(L.LightningDataModule):
         eval_clips: Mapping[str, Sequence[Clip]] | None = None,
         batch_size: int = 32,
         num_workers: int = 0,
-        offset: float = 0.6,
-        duration: float | None = 2.5,
-        augment: bool = False,
+        audio: AudioSpec | None = None,
+        cache_dir: str | None = None,
+        augment_seed: int = 0,
         balanced_sampling: bool = False,
         seed: int = 0,
     ) -> None:
+        """``audio`` shapes every clip (default: the study's crop); ``cache_dir`` reads clips from a decoded cache
+        on disk instead of RAM; ``seed`` drives balanced sampling."""
         super().__init__()
         self.clips = split(clips)
         self.eval_clips = dict(eval_clips or {})
         self.batch_size = batch_size
         self.num_workers = num_workers
-        self.spec = AudioSpec(sample_rate=SAMPLE_RATE, offset=offset, duration=duration)
-        self.augment = augment
+        self.spec = audio or STUDY_CROP
+        self.cache = DecodedCache(cache_dir, self.spec, augment_seed) if cache_dir else None
+        self.augment_seed = augment_seed
         self.balanced_sampling = balanced_sampling
         self.seed = seed
         self.sets: dict[str, UtteranceSet] = {}
@@ -134,17 +150,18 @@ class UtteranceDataModule(L.LightningDataModule):
         return self.spec.n_samples
 
     def _load(self, clips: Sequence[Clip]) -> UtteranceSet:
-        return UtteranceSet(load_clips(clips, loader=functools.partial(render, spec=self.spec, seed=self.seed)))
+        if self.cache is None:
+            return UtteranceSet(load_clips(clips, audio=self.spec, seed=self.augment_seed))
+        failures = self.cache.ensure([clip.path for clip in clips])
+        for path, reason in failures.items():
+            log.warning("skipped %s: %s", path, reason)
+        return CachedUtteranceSet(self.cache, [clip for clip in clips if clip.path not in failures])
 
     def setup(self, stage: str | None = None) -> None:
         if self.sets:
             return
-        for name in ("train", "val", "test"):
-            members = [clip for clip in self.clips if clip.split == name]
-            if name == "train" and self.augment:
-                members = members + augmented_clips(members)
-            self.sets[name] = self._load(members)
-        for name, clips in self.eval_clips.items():
+        groups = {name: [clip for clip in self.clips if clip.split == name] for name in ("train", "val", "test")}
+        for name, clips in {**groups, **self.eval_clips}.items():
             self.sets[name] = self._load(clips)
         log.info("clips per set: %s", {name: len(clips) for name, clips in self.sets.items()})
 

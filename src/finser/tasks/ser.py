@@ -175,6 +175,7 @@ class SERTask(L.LightningModule):
         )
         self.corpus_hits: dict[str, dict[str, list[int]]] = {}
         self.clip: dict[str, object] = {}
+        self.extra_results: dict[str, list[list[int]]] = {}  # e.g. "test/confusion" (rows true, columns predicted)
 
     @property
     def publish_meta(self) -> dict[str, object]:
@@ -264,6 +265,7 @@ class SERTask(L.LightningModule):
                 self.log(f"{prefix}f1/{emotion}", value, add_dataloader_idx=False)
             for corpus, hits in sorted(self.corpus_hits.get(name, {}).items()):
                 self.log(f"{prefix}acc/{corpus}", sum(hits) / len(hits), add_dataloader_idx=False)
+            self.extra_results[f"{prefix}confusion"] = report["confusion"].int().tolist()
             if self.trainer.is_global_zero and not self.trainer.sanity_checking:
                 self.save_confusion(name, report["confusion"])
 
