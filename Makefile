@@ -38,6 +38,9 @@ reproduce-quick: $(STAMP)
 report: $(STAMP)
 	$(BIN)/python scripts/report.py $(RUNS)
 
+bench: $(STAMP)
+	$(BIN)/python scripts/bench.py
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
