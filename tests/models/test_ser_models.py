@@ -13,7 +13,7 @@ from finser.data.audio import AudioSpec
 from finser.data.labels import EMOTIONS
 from finser.data.splits import speaker_split
 from finser.data.synthetic import build_synthetic_corpus
-from finser.data.utterances import UtteranceDataModule
+from finser.data.utterances import UtteranceDataModule, balanced_sampler, class_counts
 from finser.errors import FinserError
 from finser.features import FEATURES, compute_all, frame_signal
 from finser.models.checkpoint import load_model, save_checkpoint
@@ -180,3 +180,34 @@ def test_frozen_fins_are_bit_identical_after_training_and_the_net_rebuilds_witho
     with torch.no_grad():
         torch.testing.assert_close(model(waveform), task.net.eval()(waveform))
     assert meta["emotions"] == list(EMOTIONS)
+
+
+def test_pretrain_missing_runs_the_pretraining_command_for_each_missing_fin(tmp_path: Path, fin_dir: Path) -> None:
+    for feature in ("zcr", "rms", "chroma"):
+        (tmp_path / f"{feature}_spectral.ckpt").write_bytes((fin_dir / f"{feature}_spectral.ckpt").read_bytes())
+    # A stand-in for train.py: publishes the FIN its overrides name, as the real one would.
+    script = tmp_path / "fake_train.py"
+    script.write_text(
+        "import sys\nfrom pathlib import Path\n"
+        "args = dict(a.split('=', 1) for a in sys.argv[1:])\n"
+        "assert args['fin_arch'] == 'spectral' and args['logger'] == 'none' and args['extra'] == 'yes'\n"
+        f"source = Path({str(fin_dir)!r}) / f\"{{args['feature']}}_spectral.ckpt\"\n"
+        "(Path(args['paths.fin_dir']) / source.name).write_bytes(source.read_bytes())\n"
+    )
+    net = SERModel(FINFrontEnd("spectral"), Conv1dHead())
+    task = SERTask(
+        net, ADAM, 1e-3, front_end_init="pretrained", front_end_trainable=False, fin_dir=tmp_path,
+        pretrain_missing=True, train_script=script, pretrain_overrides=["extra=yes"],
+    )  # fmt: skip
+    assert {path.name for path in tmp_path.glob("*.ckpt")} == {f"{feature}_spectral.ckpt" for feature in FEATURES}
+    published, _ = load_model(fin_dir / "mfcc_spectral.ckpt")
+    assert torch.equal(task.net.front_end.fins["mfcc"].dct.weight, published.dct.weight)
+
+
+def test_balanced_sampling_draws_every_emotion_about_equally_often() -> None:
+    emotions = [0] * 90 + [1] * 10  # a 9:1 imbalance, like calm against the rest of the union
+    drawn = torch.tensor(list(balanced_sampler(emotions, seed=0)))
+    share_of_rare = float((torch.tensor(emotions)[drawn] == 1).float().mean())
+    assert 0.4 < share_of_rare < 0.6
+    counts = class_counts(emotions)
+    assert counts[:2].tolist() == [90.0, 10.0] and counts[2:].sum() == 0
