@@ -89,8 +89,6 @@ def test_train_on_combined_corpora_with_esd_evaluation(root: Path, tmp_path: Pat
         "eval_datasets=[esd]",
         f"paths.data_dir={root}",
         "dataset.band_limit_hz=8000",
-        "+datamodule.audio=${dataset.audio}",
-        "+datamodule.cache_dir=${paths.cache_dir}",
     )
     assert results["dataset"] == "combined"
     assert "test/r2" in results and "eval/esd/r2" in results
