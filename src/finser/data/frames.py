@@ -109,6 +109,20 @@ class CachedFrameSet(FrameSet):
         return torch.from_numpy(self.cache.read(self.paths[clip], start, start + N_FFT))
 
 
+def named_sets(clips: Sequence[Clip], eval_clips: Mapping[str, Sequence[Clip]]) -> dict[str, list[Clip]]:
+    """Split clips into train/val/test by their ``split`` field, followed by each evaluation corpus by name."""
+    groups = {name: [clip for clip in clips if clip.split == name] for name in ("train", "val", "test")}
+    return {**groups, **{name: list(members) for name, members in eval_clips.items()}}
+
+
+def cached_usable(cache: DecodedCache, clips: Sequence[Clip]) -> list[Clip]:
+    """Decode clips into the cache once and keep the usable ones, warning with each skipped file's reason."""
+    failures = cache.ensure([clip.path for clip in clips])
+    for path, reason in failures.items():
+        log.warning("skipped %s: %s", path, reason)
+    return [clip for clip in clips if clip.path not in failures]
+
+
 class FrameDataModule(L.LightningDataModule):
     """Train/val/test frames from one corpus, split by ``split``, plus every evaluation corpus as a test set.
 
@@ -142,18 +156,14 @@ class FrameDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.sets:
             return
-        groups = {name: [clip for clip in self.clips if clip.split == name] for name in ("train", "val", "test")}
-        for name, clips in {**groups, **self.eval_clips}.items():
+        for name, clips in named_sets(self.clips, self.eval_clips).items():
             self.sets[name] = self._frames(clips)
         log.info("frames per set: %s", {name: len(frames) for name, frames in self.sets.items()})
 
     def _frames(self, clips: Sequence[Clip]) -> FrameSet:
         if self.cache is None:
             return FrameSet([signal for _, signal in load_clips(clips, audio=self.audio, seed=self.augment_seed)])
-        failures = self.cache.ensure([clip.path for clip in clips])
-        for path, reason in failures.items():
-            log.warning("skipped %s: %s", path, reason)
-        return CachedFrameSet(self.cache, [clip.path for clip in clips if clip.path not in failures])
+        return CachedFrameSet(self.cache, [clip.path for clip in cached_usable(self.cache, clips)])
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         return DataLoader(

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from finser.data.audio import STUDY_CROP, AudioSpec
 from finser.data.cache import DecodedCache
-from finser.data.frames import load_clips
+from finser.data.frames import cached_usable, load_clips, named_sets
 from finser.data.labels import EMOTION_INDEX, EMOTIONS, Clip
 from finser.errors import FinserError
 
@@ -152,16 +152,12 @@ class UtteranceDataModule(L.LightningDataModule):
     def _load(self, clips: Sequence[Clip]) -> UtteranceSet:
         if self.cache is None:
             return UtteranceSet(load_clips(clips, audio=self.spec, seed=self.augment_seed))
-        failures = self.cache.ensure([clip.path for clip in clips])
-        for path, reason in failures.items():
-            log.warning("skipped %s: %s", path, reason)
-        return CachedUtteranceSet(self.cache, [clip for clip in clips if clip.path not in failures])
+        return CachedUtteranceSet(self.cache, cached_usable(self.cache, clips))
 
     def setup(self, stage: str | None = None) -> None:
         if self.sets:
             return
-        groups = {name: [clip for clip in self.clips if clip.split == name] for name in ("train", "val", "test")}
-        for name, clips in {**groups, **self.eval_clips}.items():
+        for name, clips in named_sets(self.clips, self.eval_clips).items():
             self.sets[name] = self._load(clips)
         log.info("clips per set: %s", {name: len(clips) for name, clips in self.sets.items()})
 
