@@ -36,6 +36,17 @@ def test_output_shape(feature: str, arch: str) -> None:
 
 
 @pytest.mark.parametrize("feature", FEATURES)
+@pytest.mark.parametrize("arch", ["spectral", "fc", "conv"])
+def test_gradients_stay_finite_on_zero_padded_frames(feature: str, arch: str) -> None:
+    """The study's crop zero-pads short clips: silent frames must not turn fine-tuning into NaN."""
+    net = spectral_fin(feature) if arch == "spectral" else study_fin(feature, convolutional=arch == "conv")
+    frames = torch.cat([torch.zeros(2, 2048), torch.from_numpy(speech_like_frames(seed=3))[:2]])
+    net(frames).sum().backward()
+    for name, parameter in net.named_parameters():
+        assert torch.isfinite(parameter.grad).all(), f"{feature}/{arch}: non-finite gradient in {name}"
+
+
+@pytest.mark.parametrize("feature", FEATURES)
 def test_study_topology_matches_the_papers_parameter_count(feature: str) -> None:
     net = study_fin(feature, convolutional=feature not in STUDY_DENSE)
     assert count_parameters(net) == pytest.approx(STUDY_PARAMETERS[feature], rel=0.10)

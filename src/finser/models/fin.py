@@ -232,6 +232,12 @@ class SpectralChroma(FIN):
         return raw / raw.amax(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
+def sqrt_zero_safe(values: torch.Tensor) -> torch.Tensor:
+    """``sqrt`` whose gradient at 0 is 0, not inf: zero-padded frames (the study's crop) would turn it into NaN."""
+    positive = values > 0
+    return torch.where(positive, torch.where(positive, values, 1.0).sqrt(), 0.0)
+
+
 class SpectralEnergy(FIN):
     """RMS: a learnable non-negative weighting of squared samples, then a square root (flat at initialisation)."""
 
@@ -240,7 +246,7 @@ class SpectralEnergy(FIN):
         self.log_weight = nn.Parameter(torch.full((N_FFT,), -math.log(N_FFT)))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        return (frames.square() @ self.log_weight.exp()).clamp_min(0).sqrt().unsqueeze(-1)
+        return sqrt_zero_safe(frames.square() @ self.log_weight.exp()).unsqueeze(-1)
 
 
 class SpectralCrossings(FIN):
@@ -256,7 +262,7 @@ class SpectralCrossings(FIN):
         self.log_weight = nn.Parameter(torch.full((N_FFT - 1,), -math.log(N_FFT)))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        scale = frames.square().mean(dim=-1, keepdim=True).sqrt() + 1e-12
+        scale = sqrt_zero_safe(frames.square().mean(dim=-1, keepdim=True)) + 1e-12
         signs = torch.tanh(frames / (scale * self.log_temperature.exp()))
         magnitude = frames[:, 1:].abs() + frames[:, :-1].abs()
         changes = (1 - signs[:, 1:] * signs[:, :-1]) * 0.5 * magnitude / (magnitude + 1e-9)
