@@ -35,7 +35,20 @@ def test_a_file_that_is_not_a_finser_checkpoint_is_refused(tmp_path: Path) -> No
         finser.load_fin(tmp_path / "missing.ckpt")
 
 
-def test_a_constructor_outside_finser_is_refused(tmp_path: Path) -> None:
-    path = save_checkpoint(spectral_fin("rms"), {"_target_": "os.system", "command": "true"}, tmp_path / "x.ckpt")
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"_target_": "os.system", "command": "true"},
+        # nested: an SER model whose head would be built by a foreign constructor
+        {
+            "_target_": "finser.models.ser.SERModel",
+            "front_end": {"_target_": "finser.models.ser.ExactFrontEnd"},
+            "head": {"_target_": "os.system", "command": "true"},
+        },
+        {"_target_": "finser.models.ser.SERModel", "layers": [{"_target_": "subprocess.run", "args": ["true"]}]},
+    ],
+)
+def test_a_constructor_outside_finser_is_refused_at_any_depth(tmp_path: Path, config: dict) -> None:
+    path = save_checkpoint(spectral_fin("rms"), config, tmp_path / "x.ckpt")
     with pytest.raises(FinserError, match=r"outside finser\.models"):
         finser.load_fin(path)

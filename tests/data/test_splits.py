@@ -10,9 +10,10 @@ import pytest
 from finser.data.audio import STUDY_CROP
 from finser.data.augment import split_tag
 from finser.data.corpora import scan
-from finser.data.frames import FrameDataModule
+from finser.data.frames import EpochSampler, FrameDataModule, named_sets
 from finser.data.labels import EMOTIONS, Clip
 from finser.data.splits import leaky_split, random_split, speaker_split
+from finser.data.utterances import report_unlearnable_emotions
 from finser.errors import FinserError
 
 
@@ -101,3 +102,35 @@ def test_tess_inside_the_pool_gives_one_speaker_to_train_and_one_to_test(trees: 
     clips = scan(trees, ["ravdess", "tess"]).clips
     tess = {(clip.speaker, clip.split) for clip in speaker_split(clips) if clip.corpus == "tess"}
     assert {split for _, split in tess} == {"train", "test"} and len(tess) == 2
+
+
+def test_a_split_that_leaves_a_set_empty_says_which_and_why() -> None:
+    one_clip_per_emotion = random_split(pool(n_speakers=1, per_emotion=1))  # 0.15 × 1 rounds to no val/test clip
+    with pytest.raises(FinserError, match="leaves val and test without clips: 8 clips from 1 speaker"):
+        named_sets(one_clip_per_emotion, {})
+
+
+def test_an_emotion_scored_but_never_trained_is_named(caplog: pytest.LogCaptureFixture) -> None:
+    index = {emotion: position for position, emotion in enumerate(EMOTIONS)}
+    sets = {
+        "train": [index["neutral"], index["happy"]],
+        "val": [index["neutral"]],
+        "test": [index["happy"], index["calm"]],  # CREMA-D has no calm: a split can leave it for test alone
+        "esd": [index["surprise"]],
+    }
+    with caplog.at_level("WARNING"):
+        report_unlearnable_emotions(sets)
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 2
+    assert "test has clips of calm but train has none" in warnings[0] and "cannot be learned" in warnings[0]
+    assert "esd has clips of surprise but train has none" in warnings[1]
+
+
+def test_epoch_sampler_order_is_a_function_of_seed_and_epoch_alone() -> None:
+    sampler = EpochSampler(50, seed=3)
+    first = list(sampler)
+    sampler.set_epoch(1)
+    second = list(sampler)
+    sampler.set_epoch(0)
+    assert sorted(first) == list(range(50)) and first != second and list(sampler) == first
+    assert list(EpochSampler(50, seed=4)) != first

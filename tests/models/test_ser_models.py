@@ -211,3 +211,13 @@ def test_balanced_sampling_draws_every_emotion_about_equally_often() -> None:
     assert 0.4 < share_of_rare < 0.6
     counts = class_counts(emotions)
     assert counts[:2].tolist() == [90.0, 10.0] and counts[2:].sum() == 0
+
+
+def test_a_fin_of_another_feature_or_arch_in_the_front_end_names_both(tmp_path: Path) -> None:
+    paths = publish_tiny_fins(tmp_path)
+    front_end = FINFrontEnd("spectral")
+    swapped = {**paths, "chroma": paths["mfcc"]}  # a user copied the MFCC FIN over the chroma one
+    with pytest.raises(FinserError, match="holds the mfcc fin with fin_arch=spectral, where the chroma FIN"):
+        front_end.load_pretrained(swapped)
+    with pytest.raises(FinserError, match="with fin_arch=spectral, where the zcr FIN with fin_arch=conv belongs"):
+        FINFrontEnd("conv").load_pretrained(paths)

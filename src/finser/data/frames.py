@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from finser.data.audio import AudioError, AudioSpec, load_audio
 from finser.data.augment import TAG, render
@@ -54,6 +54,30 @@ def load_clips(
     if skipped:
         log.warning("skipped %d of %d clips (reasons above)", len(skipped), len(clips))
     return loaded
+
+
+class EpochSampler(Sampler[int]):
+    """A shuffled order (or, with ``weights``, a draw with replacement) that depends on (seed, epoch) alone.
+
+    Lightning calls ``set_epoch`` before every epoch (through its DDP wrapper too), so a run resumed with
+    ``ckpt_path=last`` sees the very batches the uninterrupted run saw; torch's RandomSampler would draw from the
+    global generator, whose state at that point differs after a restart.
+    """
+
+    def __init__(self, n_items: int, seed: int, weights: torch.Tensor | None = None) -> None:
+        self.n_items, self.seed, self.weights, self.epoch = n_items, seed, weights, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n_items
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        if self.weights is None:
+            return iter(torch.randperm(self.n_items, generator=generator).tolist())
+        return iter(torch.multinomial(self.weights.double(), self.n_items, True, generator=generator).tolist())
 
 
 class FrameSet(Dataset):
@@ -112,6 +136,13 @@ class CachedFrameSet(FrameSet):
 def named_sets(clips: Sequence[Clip], eval_clips: Mapping[str, Sequence[Clip]]) -> dict[str, list[Clip]]:
     """Split clips into train/val/test by their ``split`` field, followed by each evaluation corpus by name."""
     groups = {name: [clip for clip in clips if clip.split == name] for name in ("train", "val", "test")}
+    empty = [name for name, members in groups.items() if not members]
+    if empty:
+        speakers = len({(clip.corpus, clip.speaker) for clip in clips})
+        raise FinserError(
+            f"the split leaves {' and '.join(empty)} without clips: {len(clips)} clips from {speakers} speaker(s) "
+            "cannot fill train, val and test. Add clips or speakers (dataset=combined), or use split=random"
+        )
     return {**groups, **{name: list(members) for name, members in eval_clips.items()}}
 
 
@@ -139,14 +170,16 @@ class FrameDataModule(L.LightningDataModule):
         audio: AudioSpec | None = None,
         cache_dir: str | None = None,
         augment_seed: int = 0,
+        seed: int = 0,
     ) -> None:
         """``audio`` crops and band-limits (None: full length, as decoded); ``cache_dir`` serves frames from a
-        decoded cache on disk instead of RAM (needed at full scale)."""
+        decoded cache on disk instead of RAM (needed at full scale); ``seed`` orders each epoch's frames."""
         super().__init__()
         self.clips = split(clips)
         self.audio = audio
         self.cache = DecodedCache(cache_dir, audio or AudioSpec(), augment_seed) if cache_dir else None
         self.augment_seed = augment_seed
+        self.seed = seed
         self.eval_clips = dict(eval_clips or {})
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -169,7 +202,7 @@ class FrameDataModule(L.LightningDataModule):
         return DataLoader(
             self.sets[name],
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=EpochSampler(len(self.sets[name]), self.seed) if shuffle else None,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset
 
 from finser.data.audio import STUDY_CROP, AudioSpec
 from finser.data.cache import DecodedCache
-from finser.data.frames import cached_usable, load_clips, named_sets
+from finser.data.frames import EpochSampler, cached_usable, load_clips, named_sets
 from finser.data.labels import EMOTION_INDEX, EMOTIONS, Clip
 from finser.errors import FinserError
 
@@ -99,12 +99,27 @@ def class_counts(emotions: Sequence[int], n_classes: int = len(EMOTIONS)) -> tor
     return torch.tensor([counts.get(index, 0) for index in range(n_classes)], dtype=torch.float32)
 
 
-def balanced_sampler(emotions: Sequence[int], seed: int) -> WeightedRandomSampler:
+def balanced_sampler(emotions: Sequence[int], seed: int) -> EpochSampler:
     """Draw clips with probability 1 / (their emotion's count): every emotion equally often per epoch on average."""
     counts = class_counts(emotions)
-    weights = 1.0 / counts[torch.tensor(emotions)]
-    generator = torch.Generator().manual_seed(seed)
-    return WeightedRandomSampler(weights.double(), num_samples=len(emotions), replacement=True, generator=generator)
+    return EpochSampler(len(emotions), seed, weights=1.0 / counts[torch.tensor(emotions)])
+
+
+def report_unlearnable_emotions(emotions_per_set: Mapping[str, Sequence[int]]) -> None:
+    """Warn about emotions that are scored but never trained on (a corpus without them, or a split that put every
+    speaker of one into test): the model cannot predict them, so each such clip counts as an error."""
+    trained = set(emotions_per_set["train"])
+    for name, emotions in emotions_per_set.items():
+        missing = sorted(set(emotions) - trained)
+        if name != "train" and missing:
+            labels = ", ".join(EMOTIONS[index] for index in missing)
+            log.warning(
+                "%s has clips of %s but train has none: they cannot be learned, so those clips count as errors in "
+                "%s's accuracy and F1 (add a corpus that has them, or compare on the emotions both share)",
+                name,
+                labels,
+                name,
+            )
 
 
 class UtteranceDataModule(L.LightningDataModule):
@@ -129,7 +144,7 @@ class UtteranceDataModule(L.LightningDataModule):
         seed: int = 0,
     ) -> None:
         """``audio`` shapes every clip (default: the study's crop); ``cache_dir`` reads clips from a decoded cache
-        on disk instead of RAM; ``seed`` drives balanced sampling."""
+        on disk instead of RAM; ``seed`` orders the training clips of each epoch."""
         super().__init__()
         self.clips = split(clips)
         self.eval_clips = dict(eval_clips or {})
@@ -160,6 +175,7 @@ class UtteranceDataModule(L.LightningDataModule):
         for name, clips in named_sets(self.clips, self.eval_clips).items():
             self.sets[name] = self._load(clips)
         log.info("clips per set: %s", {name: len(clips) for name, clips in self.sets.items()})
+        report_unlearnable_emotions({name: utterances.emotions() for name, utterances in self.sets.items()})
 
     def train_class_counts(self) -> torch.Tensor:
         """Training clips per emotion, for class-weighted losses."""
@@ -169,11 +185,12 @@ class UtteranceDataModule(L.LightningDataModule):
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         sampler = None
         if shuffle and self.balanced_sampling:
-            sampler, shuffle = balanced_sampler(self.sets[name].emotions(), self.seed), False
+            sampler = balanced_sampler(self.sets[name].emotions(), self.seed)
+        elif shuffle:
+            sampler = EpochSampler(len(self.sets[name]), self.seed)
         return DataLoader(
             self.sets[name],
             batch_size=self.batch_size,
-            shuffle=shuffle,
             sampler=sampler,
             collate_fn=collate,
             num_workers=self.num_workers,

@@ -51,10 +51,20 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path} is not a finser checkpoint: publish one with `python train.py ...` (a Lightning .ckpt from a "
             "run's checkpoints/ folder is for resuming with ckpt_path=..., not for loading)"
         )
-    target = str(payload["model"].get("_target_", ""))
-    if not target.startswith("finser.models."):
-        raise FinserError(f"{path} names a constructor outside finser.models ({target!r}); refusing to build it")
+    foreign = [target for target in constructors(payload["model"]) if not target.startswith("finser.models.")]
+    if foreign or not str(payload["model"].get("_target_", "")):
+        raise FinserError(f"{path} names a constructor outside finser.models ({foreign}); refusing to build it")
     return payload
+
+
+def constructors(config: object) -> list[str]:
+    """Every ``_target_`` in a model config, nested ones included (an SER model's front-end and head)."""
+    if isinstance(config, dict):
+        own = [str(config["_target_"])] if "_target_" in config else []
+        return own + [target for value in config.values() for target in constructors(value)]
+    if isinstance(config, list | tuple):
+        return [target for value in config for target in constructors(value)]
+    return []
 
 
 def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:

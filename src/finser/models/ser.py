@@ -110,15 +110,17 @@ class FINFrontEnd(nn.Module):
         """Copy each published FIN's weights in, refusing one whose architecture differs."""
         for feature, path in paths.items():
             model, meta = load_model(path)
-            if meta.get("kind") != "fin" or meta.get("feature", feature) != feature:
-                raise FinserError(f"{path} holds {meta.get('kind')!r} {meta.get('feature')!r}, not the {feature} FIN")
+            held = (meta.get("kind"), meta.get("feature"), meta.get("arch"))
+            misplaced = (
+                f"{path} holds the {held[1]} {held[0]} with fin_arch={held[2]}, where the {feature} FIN with "
+                f"fin_arch={self.arch} belongs: re-run `python train.py feature={feature} fin_arch={self.arch}`"
+            )
+            if held != ("fin", feature, self.arch):
+                raise FinserError(misplaced)
             try:
                 self.fins[feature].load_state_dict(model.state_dict())
-            except RuntimeError as error:
-                raise FinserError(
-                    f"{path} does not fit fin_arch={self.arch} for {feature} (published as arch "
-                    f"{meta.get('arch')!r}); re-run `python train.py feature={feature} fin_arch={self.arch}`"
-                ) from error
+            except RuntimeError as error:  # the right names, other shapes (a FIN built with other options)
+                raise FinserError(misplaced) from error
 
     @torch.no_grad()
     def randomize_(self, generator: torch.Generator | None = None) -> None:
