@@ -1,10 +1,20 @@
-"""Runs stop cleanly on a non-finite loss and are reproducible by seed."""
+"""Runs stop cleanly on a non-finite loss, are reproducible by seed, and resume where they were killed."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-from tests.conftest import read_results, run_train
+import pytest
+from omegaconf import OmegaConf
+
+from finser.data.audio import AudioSpec
+from finser.data.cache import DecodedCache
+from finser.data.labels import read_manifest
+from tests.conftest import REPO, TINY, read_results, run_train
 
 
 def test_a_nan_loss_stops_the_run_with_a_message(tmp_path: Path, cache_dir: Path) -> None:
@@ -25,3 +35,65 @@ def test_same_seed_same_metrics_other_seed_other_metrics(tmp_path: Path, cache_d
     first, again, other = (read_results(path / "run") for path in runs.values())
     assert first["test/mse"] == again["test/mse"]
     assert first["test/mse"] != other["test/mse"]
+
+
+RESUMABLE = {
+    "fin": ("feature=rms", "fin_arch=fc", "evaluate_before_training=false"),
+    # dropout, a plateau scheduler and shuffled clips: everything random a resume must reproduce
+    "ser": ("experiment=ser_baseline", "training.batch_size=8", "++datamodule.audio.duration=0.5"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(RESUMABLE))
+def test_a_killed_run_resumed_from_last_ends_like_an_uninterrupted_one(
+    tmp_path: Path, cache_dir: Path, kind: str
+) -> None:
+    overrides = (*RESUMABLE[kind], "seed=5", "training.max_epochs=3", "training.limit_train_batches=3")
+    run_train(tmp_path / "whole", cache_dir, *overrides)
+    kill = ("+callbacks.kill._target_=tests.interrupt.KillDuringEpoch", "+callbacks.kill.epoch=1")
+    killed = run_train(tmp_path / "killed", cache_dir, *overrides, *kill, check=False)
+    assert killed.returncode == -9 and not (tmp_path / "killed" / "run" / "results.json").exists()
+    assert (tmp_path / "killed" / "run" / "checkpoints" / "last.ckpt").is_file()
+    run_train(tmp_path / "killed", cache_dir, *overrides, "ckpt_path=last")
+    whole, resumed = read_results(tmp_path / "whole" / "run"), read_results(tmp_path / "killed" / "run")
+    tested = [key for key in whole["metrics"] if key.startswith(("test/", "eval/"))]
+    assert tested and {key: resumed[key] for key in tested} == pytest.approx({key: whole[key] for key in tested})
+
+
+def test_resuming_from_another_features_checkpoint_names_both(tmp_path: Path, cache_dir: Path) -> None:
+    run_train(tmp_path / "rms", cache_dir, "feature=rms", "fin_arch=fc", "evaluate_before_training=false")
+    checkpoint = tmp_path / "rms" / "run" / "checkpoints" / "last.ckpt"
+    result = run_train(tmp_path / "zcr", cache_dir, "feature=zcr", "fin_arch=conv", f"ckpt_path={checkpoint}",
+                       check=False)  # fmt: skip
+    assert result.returncode != 0
+    assert "feature (checkpoint: rms, this run: zcr)" in result.stderr
+    assert "arch (checkpoint: fc, this run: conv)" in result.stderr
+
+
+def test_joblib_runs_sharing_a_fresh_cache_neither_corrupt_nor_duplicate_it(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"  # fresh: both jobs generate the corpus and decode its clips at the same moment
+    command = [
+        sys.executable, str(REPO / "train.py"), "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1",
+        "feature=rms", "fin_arch=fc", "evaluate_before_training=false", f"paths.cache_dir={cache}",
+        f"paths.fin_dir={tmp_path / 'fins'}", f"hydra.sweep.dir={tmp_path / 'multirun'}",
+        "hydra.sweep.subdir=${hydra.job.num}", *TINY,
+    ]  # fmt: skip
+    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "1", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-5000:]
+    jobs = [tmp_path / "multirun" / str(job) for job in (0, 1)]
+    assert all("test/mse" in read_results(job) for job in jobs)
+    assert {OmegaConf.load(job / "config_resolved.yaml").seed for job in jobs} == {0, 1}
+
+    corpora = sorted((cache / "synthetic").glob("synthetic-*"))
+    assert len(corpora) == 2  # the training corpus and the unseen-speaker one, each generated once
+    for corpus in corpora:
+        assert len(read_manifest(corpus / "manifest.csv")) == len(list(corpus.glob("*.wav")))
+    stores = sorted(cache.glob("audio-*"))
+    assert stores
+    for store in stores:
+        keys = [row[0] for index in store.glob("shard-*.json") for row in json.loads(index.read_text())["entries"]]
+        assert keys and len(keys) == len(set(keys)), f"{store}: a clip was decoded into two shards"
+        assert not list(store.glob(".*.tmp"))
+        spec = json.loads((store / "spec.json").read_text())
+        assert DecodedCache(cache, AudioSpec(**spec["spec"]), spec["seed"]).verify() == []

@@ -20,7 +20,9 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.tree import Tree
 
+from finser.errors import FinserError
 from finser.models.checkpoint import save_checkpoint
+from finser.tasks.guards import check_resume
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
     try:
         if cfg.get("evaluate_before_training"):
             results.update(evaluate_untrained(cfg, task, datamodule))
+        resume = resume_path(cfg.get("ckpt_path"), trainer)
+        if resume is not None:
+            check_resume(resume, OmegaConf.to_container(cfg.identity, resolve=True))
         trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         best = (
             trainer.checkpoint_callback.best_model_path
@@ -96,6 +101,18 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
             wandb.finish()
     return results
+
+
+def resume_path(ckpt_path: str | None, trainer: L.Trainer) -> Path | None:
+    """The file ``ckpt_path`` names: itself, or (``last``) the run's own ``checkpoints/last.ckpt`` if there is one."""
+    if ckpt_path == "last" and isinstance(trainer.checkpoint_callback, ModelCheckpoint):
+        last = Path(trainer.checkpoint_callback.dirpath or "") / "last.ckpt"
+        return last if last.is_file() else None
+    if ckpt_path and ckpt_path not in ("best", "last", "hpc"):
+        if not Path(ckpt_path).is_file():
+            raise FinserError(f"ckpt_path={ckpt_path} does not exist: give a run's checkpoints/last.ckpt")
+        return Path(ckpt_path)
+    return None
 
 
 def evaluate_untrained(cfg: DictConfig, task: L.LightningModule, datamodule: L.LightningDataModule) -> dict:

@@ -131,6 +131,8 @@ def test_two_processes_building_at_once_are_safe(tmp_path: Path) -> None:
     cache = DecodedCache(tmp_path / "cache", STUDY_CROP)
     assert not list(cache.folder.glob(".*tmp")) and cache.verify() == []
     assert all(np.array_equal(cache.signal(p), render(p, STUDY_CROP)) for p in paths)
+    stored = [row[0] for index in cache.folder.glob("shard-*.json") for row in json.loads(index.read_text())["entries"]]
+    assert sorted(stored) == sorted(cache.key(p) for p in paths)  # each clip decoded once: no duplicate entries
 
 
 def test_load_clips_keeps_its_signature_and_skips_bad_files(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

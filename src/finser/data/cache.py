@@ -2,8 +2,9 @@
 
 Layout: ``<root>/audio-<hash of AudioSpec and seed>/shard-<uuid>.npy`` (one float32 vector, every entry back to back)
 plus ``shard-<uuid>.json`` (per entry: key, offset, length, crc32). A changed spec hashes to another folder, so it
-is rebuilt. A shard is written to temporary names and renamed, index last, so a reader never sees half a shard and two
-runs building at once only duplicate work. Entries are checked on read (crc32) and a damaged one is rebuilt.
+is rebuilt. A shard is written to temporary names and renamed, index last, so a reader never sees half a shard; a lock
+file makes runs building at once take turns, so none decodes a clip another has stored. Entries are checked on read
+(crc32) and a damaged one is rebuilt.
 Reads use ``os.pread`` on the ``.npy``: pages stay in the OS page cache, not in the process, so serving a store far
 larger than RAM keeps the resident set small (``np.load(path, mmap_mode="r")`` opens a shard too).
 """
@@ -26,6 +27,7 @@ import numpy as np
 
 from finser.data.audio import AudioError, AudioSpec
 from finser.data.augment import render, split_tag
+from finser.data.locks import exclusive
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +115,12 @@ class DecodedCache:
             except OSError as error:
                 failures[path] = f"{split_tag(path)[0]}: {error.strerror or error}"
         if missing:
-            log.info("decoding %d clips into %s", len(missing), self.folder)
-            failures.update(self._build(missing))
+            with exclusive(self.folder / ".build.lock"):  # concurrent runs take turns: none decodes twice
+                self.refresh()  # another run may have built them while this one waited
+                missing = [path for path in missing if self.key(path) not in self.entries]
+                if missing:
+                    log.info("decoding %d clips into %s", len(missing), self.folder)
+                    failures.update(self._build(missing))
         return failures
 
     def _build(self, paths: list[str]) -> dict[str, str]:

@@ -20,6 +20,7 @@ import soundfile
 from scipy.signal import lfilter
 
 from finser.data.labels import EMOTIONS, Clip, read_manifest, write_manifest
+from finser.data.locks import exclusive
 
 log = logging.getLogger(__name__)
 
@@ -192,10 +193,18 @@ def build_synthetic_corpus(
     if manifest.exists():
         return read_manifest(manifest)
     folder.mkdir(parents=True, exist_ok=True)
+    with exclusive(folder / ".generate.lock"):  # runs started together: one generates, the others wait and read
+        if manifest.exists():
+            return read_manifest(manifest)
+        return _generate(spec, folder, workers)
+
+
+def _generate(spec: SyntheticCorpusSpec, folder: Path, workers: int) -> list[Clip]:
+    manifest = folder / "manifest.csv"
     jobs, clips = [], []
-    for speaker in range(n_speakers):
+    for speaker in range(spec.n_speakers):
         for emotion in EMOTIONS:
-            for index in range(clips_per_emotion):
+            for index in range(spec.clips_per_emotion):
                 path = folder / f"spk{speaker:02d}_{emotion}_{index:02d}.wav"
                 jobs.append((spec, speaker, emotion, index, path))
                 clips.append(Clip(str(path), "synthetic", f"spk{speaker:02d}", emotion))

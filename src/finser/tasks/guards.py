@@ -1,13 +1,19 @@
-"""Training guards shared by every task."""
+"""Training guards shared by every task: a finite loss, and resumable randomness."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.seed import seed_everything
 
 from finser.errors import FinserError
+
+log = logging.getLogger(__name__)
 
 
 class FiniteLossGuard(L.Callback):
@@ -26,3 +32,57 @@ class FiniteLossGuard(L.Callback):
                 f"stopped before saving damaged weights; last good checkpoint: {last}. Lower training.lr, keep "
                 "training.gradient_clip_val, or check the data for NaN/inf samples"
             )
+
+
+class EpochSeed(L.Callback):
+    """Reseed every RNG (torch, numpy, random) from (seed, epoch) as each training epoch starts.
+
+    Shuffling and dropout then depend on the epoch alone, not on what ran before it, so a run resumed with
+    ``ckpt_path=last`` draws exactly what the uninterrupted run drew (Lightning checkpoints hold no RNG state).
+    """
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        seed_everything((self.seed * 1_000_003 + trainer.current_epoch) % 2**32, workers=True, verbose=False)
+
+
+# What a Lightning checkpoint must share with the run that resumes from it (seed and corpus may differ).
+RESUME_KEYS = ("experiment", "feature", "arch", "variant", "front_end", "head")
+
+
+class RunIdentity(L.Callback):
+    """Stamp the run's identity (``cfg.identity``) into every Lightning checkpoint, for :func:`check_resume`."""
+
+    def __init__(self, identity: Mapping[str, Any]) -> None:
+        self.identity = {str(key): value for key, value in identity.items()}
+
+    def on_save_checkpoint(self, trainer: L.Trainer, module: L.LightningModule, checkpoint: dict) -> None:
+        checkpoint["finser_identity"] = self.identity
+
+
+def check_resume(path: str | Path, identity: Mapping[str, Any]) -> None:
+    """Refuse, naming both, to resume a run from a checkpoint of another feature, arch or variant.
+
+    Without this, Lightning fails deep inside ``load_state_dict`` with a list of mismatched tensor shapes, or
+    (same shapes) silently trains one feature's FIN from another's weights.
+    """
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as error:  # UnpicklingError, RuntimeError, EOFError for foreign or damaged files
+        raise FinserError(f"ckpt_path={path} is not a Lightning checkpoint to resume from: {error}") from error
+    saved = checkpoint.get("finser_identity") if isinstance(checkpoint, dict) else None
+    if saved is None:
+        log.warning("ckpt_path=%s holds no finser run identity (written before finser 0.1?): not checked", path)
+        return
+    differences = [
+        f"{key} (checkpoint: {saved.get(key)}, this run: {identity.get(key)})"
+        for key in RESUME_KEYS
+        if saved.get(key) != identity.get(key)
+    ]
+    if differences:
+        raise FinserError(
+            f"ckpt_path={path} cannot be resumed by this run: it differs in {', '.join(differences)}. Resume with "
+            "the overrides of the run that wrote it, or drop ckpt_path to start afresh"
+        )
