@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.ticker import MaxNLocator
 from scipy import stats
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -181,6 +182,7 @@ def plot_learning_curves(groups: dict[str, list[dict]], metric: str, path: Path,
         plt.close(figure)
         return None
     axis.set(xlabel="epoch", ylabel=metric, title=title)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
@@ -195,7 +197,9 @@ def plot_confusions(grouped: dict[tuple[str, str], list[dict]], path: Path) -> P
     for (variant, head), entries in grouped.items():
         matrices = [np.array(entry["test/confusion"]) for entry in entries if "test/confusion" in entry]
         if matrices:
-            panels.append((f"{variant} · {head}", np.sum(matrices, axis=0), entries[0].get("emotions", EMOTIONS)))
+            f1 = [entry["test/f1_macro"] for entry in entries if "test/f1_macro" in entry]
+            title = f"{variant} · {head}" + (f"\nmacro F1 {np.mean(f1):.2f}, {len(matrices)} seed(s)" if f1 else "")
+            panels.append((title, np.sum(matrices, axis=0), entries[0].get("emotions", EMOTIONS)))
     if not panels:
         return None
     columns = min(4, len(panels))
