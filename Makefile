@@ -30,10 +30,12 @@ test: $(STAMP)
 reproduce: $(STAMP)
 	env $(REPRODUCE_VARS) PYTHON=$(BIN)/python bash scripts/reproduce.sh
 
-# The same on the embedded corpus with short schedules: < 15 min on 2 CPU cores.
+# The same on the embedded corpus with short schedules (3 FIN epochs; 8 SER epochs on 1.5 s crops from 0.6 s instead
+# of the study's 2.5 s): < 15 min on 2 CPU cores, venv set-up included.
 reproduce-quick: $(STAMP)
 	env DATASET=synthetic SEEDS=0,1,2,3,4 FIN_ARGS="training.max_epochs=3 logger=csv" \
-	  SER_ARGS="training.max_epochs=8 logger=csv" $(REPRODUCE_VARS) PYTHON=$(BIN)/python bash scripts/reproduce.sh
+	  SER_ARGS="training.max_epochs=8 ++datamodule.audio.duration=1.5 logger=csv" $(REPRODUCE_VARS) \
+	  PYTHON=$(BIN)/python bash scripts/reproduce.sh
 
 report: $(STAMP)
 	$(BIN)/python scripts/report.py $(RUNS)

@@ -41,9 +41,15 @@ TINY = [
 ]
 
 
-def run_train(tmp_path: Path, cache_dir: Path, *overrides: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run `python train.py` as a user would, with outputs under ``tmp_path`` and no network."""
-    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "1", "PYTHONUNBUFFERED": "1"}
+def run_train(
+    tmp_path: Path, cache_dir: Path, *overrides: str, check: bool = True, wandb_mode: str | None = "offline"
+) -> subprocess.CompletedProcess:
+    """Run `python train.py` as a user would, with outputs under ``tmp_path``, no network and no terminal to ask
+    questions on (``wandb_mode=None`` leaves W&B to finser's own default)."""
+    env = {**os.environ, "HYDRA_FULL_ERROR": "1", "PYTHONUNBUFFERED": "1"}
+    env.pop("WANDB_MODE", None)
+    if wandb_mode is not None:
+        env["WANDB_MODE"] = wandb_mode
     command = [
         sys.executable,
         str(REPO / "train.py"),
@@ -54,7 +60,9 @@ def run_train(tmp_path: Path, cache_dir: Path, *overrides: str, check: bool = Tr
         *TINY,
         *overrides,
     ]
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        command, cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600
+    )
     if check and result.returncode != 0:
         raise AssertionError(
             f"train.py failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"

@@ -52,8 +52,13 @@ def test_ddp_on_two_cpu_processes_writes_one_result(tmp_path: Path, cache_dir: P
     assert sorted(path.name for path in (tmp_path / "fins").iterdir()) == ["rms_spectral.ckpt"]
 
 
-def test_wandb_logger_is_offline_and_writes_into_the_run_dir(tmp_path: Path, cache_dir: Path) -> None:
-    run_train(tmp_path, cache_dir, "logger=wandb", "feature=rms", "evaluate_before_training=false")
+def test_wandb_logger_is_offline_and_writes_into_the_run_dir(
+    tmp_path: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No WANDB_MODE, no API key, no ~/.netrc, no terminal: the run must neither prompt nor reach the network."""
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    run_train(tmp_path, cache_dir, "logger=wandb", "feature=rms", "evaluate_before_training=false", wandb_mode=None)
     offline_runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
     assert len(offline_runs) == 1
     assert (tmp_path / "run" / "csv" / "metrics.csv").exists()
