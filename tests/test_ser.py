@@ -10,11 +10,12 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import torch
 
 from finser.data.labels import EMOTIONS
 from finser.models.checkpoint import load_model
-from tests.conftest import REPO, TINY
+from tests.conftest import REPO, TINY, read_results, run_train
 from tests.models.test_ser_models import publish_tiny_fins
 
 PRESETS = ("ser_baseline", "ser_fin_frozen", "ser_fin_finetuned", "ser_fin_scratch")
@@ -90,3 +91,13 @@ def test_the_four_presets_sweep_into_four_wandb_groups(tmp_path: Path, cache_dir
         assert meta["emotions"] == list(EMOTIONS) and meta["clip_samples"] == 11_025
         assert model(torch.zeros(2, meta["clip_samples"])).shape == (2, len(EMOTIONS))
     assert groups == set(PRESETS)
+
+
+def test_ddp_on_two_cpu_processes_counts_every_shard_per_corpus(tmp_path: Path, cache_dir: Path) -> None:
+    """Each process tests half the clips: per-corpus accuracy must merge both halves, as torchmetrics' totals do."""
+    run_train(tmp_path, cache_dir, "experiment=ser_baseline", "trainer=ddp", "trainer.accelerator=cpu",
+              "trainer.devices=2", "trainer.sync_batchnorm=false", "training.batch_size=8",
+              "++datamodule.audio.duration=0.5")  # fmt: skip
+    results = read_results(tmp_path / "run")
+    assert results["test/acc/synthetic"] == pytest.approx(results["test/acc"])
+    assert sum(map(sum, results["test/confusion"])) >= 8  # all test clips (DDP may pad with a repeat)

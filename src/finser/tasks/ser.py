@@ -103,6 +103,19 @@ def confusion_figure(matrix: torch.Tensor, labels: Sequence[str], title: str) ->
     return figure
 
 
+def gather_hits(hits: Mapping[str, list[int]]) -> dict[str, list[int]]:
+    """Per-corpus hits of every process (DDP shards the test set), merged; ranks may have seen different corpora."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return dict(hits)
+    parts: list[dict[str, list[int]] | None] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(parts, dict(hits))
+    merged: dict[str, list[int]] = defaultdict(list)
+    for part in parts:
+        for corpus, values in (part or {}).items():
+            merged[corpus] += values
+    return dict(merged)
+
+
 FRONT_END_INITS = ("pretrained", "random")
 
 
@@ -263,7 +276,7 @@ class SERTask(L.LightningModule):
             prefix = self.prefix(name)
             for emotion, value in zip(self.emotions, report["f1"].tolist(), strict=True):
                 self.log(f"{prefix}f1/{emotion}", value, add_dataloader_idx=False)
-            for corpus, hits in sorted(self.corpus_hits.get(name, {}).items()):
+            for corpus, hits in sorted(gather_hits(self.corpus_hits.get(name, {})).items()):
                 self.log(f"{prefix}acc/{corpus}", sum(hits) / len(hits), add_dataloader_idx=False)
             self.extra_results[f"{prefix}confusion"] = report["confusion"].int().tolist()
             if self.trainer.is_global_zero and not self.trainer.sanity_checking:
