@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
@@ -80,8 +81,16 @@ class EpochSampler(Sampler[int]):
         return iter(torch.multinomial(self.weights.double(), self.n_items, True, generator=generator).tolist())
 
 
+def stacked(batch: torch.Tensor) -> torch.Tensor:
+    """The DataLoader's collate: the frame sets' ``__getitems__`` already returns the stacked batch (B, 2048)."""
+    return batch
+
+
 class FrameSet(Dataset):
-    """All frames of a set of clips, stored once as one signal; item ``i`` is a (2048,) view into it."""
+    """All frames of a set of clips, stored once as one signal; item ``i`` is a (2048,) view into it.
+
+    The DataLoader fetches a batch with ``__getitems__`` (one gather), not 256 ``__getitem__`` calls and a stack.
+    """
 
     def __init__(self, signals: Sequence[np.ndarray]) -> None:
         if not signals:
@@ -111,26 +120,55 @@ class FrameSet(Dataset):
         start = int(self.starts[index])
         return self.signal[start : start + N_FFT]
 
+    def __getitems__(self, indices: Sequence[int]) -> torch.Tensor:
+        """Frames ``indices`` as one (B, 2048) tensor: a row gather from the view of every window of the signal.
+
+        ``index_select`` copies rows ~2× faster than advanced indexing does on this overlapping view.
+        """
+        starts = self.starts.index_select(0, torch.as_tensor(indices, dtype=torch.long))
+        return self.signal.unfold(0, N_FFT, 1).index_select(0, starts)
+
     def sample(self, n_frames: int, seed: int = 0) -> torch.Tensor:
         """A deterministic random subset of frames (B, 2048): the same on every process of a distributed run."""
         generator = torch.Generator().manual_seed(seed)
-        chosen = torch.randperm(len(self), generator=generator)[:n_frames]
-        return torch.stack([self[int(index)] for index in chosen])
+        return self.__getitems__(torch.randperm(len(self), generator=generator)[:n_frames].tolist())
 
 
 class CachedFrameSet(FrameSet):
-    """The frames of clips held in a :class:`DecodedCache`, read from disk per item: RAM stays flat at any scale."""
+    """The frames of clips held in a :class:`DecodedCache`, read from disk per batch: RAM stays flat at any scale."""
 
     def __init__(self, cache: DecodedCache, paths: Sequence[str]) -> None:
         if not paths:
             raise FinserError("no usable clips for this split: check the corpus and the skipped files above")
         self.cache, self.paths = cache, list(paths)
-        self.index = torch.from_numpy(self.frame_starts([cache.length(path) for path in self.paths]))
+        self.entries = [cache.entries[cache.key(path)] for path in self.paths]
+        self.index = torch.from_numpy(self.frame_starts([entry.length for entry in self.entries]))
         self.starts = self.index[:, 1]
 
     def __getitem__(self, index: int) -> torch.Tensor:
         clip, start = (int(value) for value in self.index[index])
-        return torch.from_numpy(self.cache.read(self.paths[clip], start, start + N_FFT))
+        return torch.from_numpy(self.cache.read_entry(self.entries[clip], start, start + N_FFT))
+
+    def __getitems__(self, indices: Sequence[int]) -> torch.Tensor:
+        """Frames ``indices`` as one (B, 2048) tensor, filled with one read per run of touching frames of a clip.
+
+        Frames overlap (hop 512): an in-order batch (validation, test) reads each clip's span once, 1/4 of the bytes
+        of per-frame reads; a shuffled batch reads one frame per run, as before, minus the per-item tensors.
+        """
+        rows = self.index.index_select(0, torch.as_tensor(indices, dtype=torch.long)).numpy()
+        order = np.lexsort((rows[:, 1], rows[:, 0]))
+        clips, starts = rows[order, 0], rows[order, 1]
+        # A run ends where the clip changes or the next frame starts after this one ends.
+        breaks = np.flatnonzero((np.diff(clips) != 0) | (np.diff(starts) > N_FFT)) + 1
+        out = np.empty((len(rows), N_FFT), dtype=np.float32)
+        for low, high in itertools.pairwise([0, *breaks.tolist(), len(rows)]):
+            first, last = int(starts[low]), int(starts[high - 1])
+            span = self.cache.read_entry(self.entries[clips[low]], first, last + N_FFT)
+            if high - low == 1:
+                out[order[low]] = span
+            else:
+                out[order[low:high]] = np.lib.stride_tricks.sliding_window_view(span, N_FFT)[starts[low:high] - first]
+        return torch.from_numpy(out)
 
 
 def named_sets(clips: Sequence[Clip], eval_clips: Mapping[str, Sequence[Clip]]) -> dict[str, list[Clip]]:
@@ -203,6 +241,7 @@ class FrameDataModule(L.LightningDataModule):
             self.sets[name],
             batch_size=self.batch_size,
             sampler=EpochSampler(len(self.sets[name]), self.seed) if shuffle else None,
+            collate_fn=stacked,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
