@@ -37,6 +37,8 @@ STUDY = {  # paper.md: the study's FINs (parameters, multiply-accumulates per fr
     "melspec": {"params": 983_000, "macs": 404e6, "r2": 0.97},
 }
 ARCHS = ("spectral", "fc", "conv")
+EXACT = "spectral, stride=1"  # RMS/ZCR reading every sample: the 'before' of the strided defaults
+STRIDED = ("rms", "zcr")
 NO_GPU = "not measured: no GPU lent"
 
 
@@ -368,16 +370,48 @@ def count_operations(net, frames) -> tuple[int, int]:
     return flops.get_total_flops(), counter.operations
 
 
-def published_r2(feature: str, arch: str) -> float | None:
+def fin_variants(feature: str) -> dict:
+    """arch label → builder: the three ``fin_arch`` options, plus the exact (stride=1) variant for RMS and ZCR."""
+    from finser.models.fin import spectral_fin, study_fin
+
+    variants = {
+        "spectral": lambda: spectral_fin(feature),
+        EXACT: lambda: spectral_fin(feature, stride=1),
+        "fc": lambda: study_fin(feature, convolutional=False),
+        "conv": lambda: study_fin(feature, convolutional=True),
+    }
+    if feature not in STRIDED:
+        del variants[EXACT]
+    return variants
+
+
+def published_r2(feature: str, arch: str, net) -> float | None:
+    """Test R² of ``outputs/fins/<feature>_<arch>.ckpt``, if that file holds a net of ``net``'s shape.
+
+    A file published before a change of shape (RMS/ZCR before their stride) says nothing about today's FIN.
+    """
+    import copy
+
     from finser.errors import FinserError
     from finser.models.checkpoint import read_checkpoint
 
     path = REPO / "outputs" / "fins" / f"{feature}_{arch}.ckpt"
     try:
-        metrics = read_checkpoint(path)["meta"].get("metrics", {})
-    except (FinserError, KeyError):
+        payload = read_checkpoint(path)
+        copy.deepcopy(net).load_state_dict(payload["state_dict"])
+    except (FinserError, KeyError, RuntimeError):
         return None
-    return metrics.get("test/r2")
+    return payload["meta"].get("metrics", {}).get("test/r2")
+
+
+def white_noise(n_frames: int):
+    """Frames of white noise at levels spread over 60 dB: RMS varies, ZCR stays ≈ 0.5 (± its sampling noise)."""
+    import numpy as np
+    import torch
+
+    generator = np.random.default_rng(0)
+    levels = np.exp(generator.uniform(np.log(1e-3), 0.0, size=(n_frames, 1)))
+    return torch.from_numpy((generator.standard_normal((n_frames, 2048)) * levels).astype(np.float32))
 
 
 def r2_score(predictions, targets) -> float:
@@ -391,20 +425,16 @@ def bench_fins(frames, repeats: int) -> dict:
     import torch
 
     from finser import features
-    from finser.models.fin import spectral_fin, study_fin
 
-    builders = {
-        "spectral": spectral_fin,
-        "fc": lambda feature: study_fin(feature, convolutional=False),
-        "conv": lambda feature: study_fin(feature, convolutional=True),
-    }
     results = {}
     probe = frames[:16].contiguous()
     targets_all = features.compute_all(frames)
+    noise = white_noise(2048)
+    noise_targets = features.compute_all(noise)
     for feature in features.FEATURES:
-        for arch in ARCHS:
+        for arch, build in fin_variants(feature).items():
             torch.manual_seed(0)
-            net = builders[arch](feature).eval()
+            net = build().eval()
             flops, elementwise = count_operations(net, probe)
             n = 64 if arch == "conv" else 256
             batch = frames[:n].contiguous()
@@ -412,7 +442,9 @@ def bench_fins(frames, repeats: int) -> dict:
                 repeats_here = max(2, repeats // (3 if arch == "conv" else 1))
                 seconds = best_time(lambda net=net, batch=batch: net(batch), repeats_here)
                 seconds_1 = at_threads(1, lambda net=net, batch=batch, r=repeats_here: best_time(lambda: net(batch), r))
-                init_r2 = r2_score(net(frames), targets_all[feature]) if arch == "spectral" else None
+                spectral = arch.startswith("spectral")
+                init_r2 = r2_score(net(frames), targets_all[feature]) if spectral else None
+                noise_predictions = net(noise) if spectral else None
             results[f"{feature}/{arch}"] = {
                 "feature": feature,
                 "arch": arch,
@@ -422,9 +454,22 @@ def bench_fins(frames, repeats: int) -> dict:
                 "frames_per_s": n / seconds,
                 "frames_per_s_1_thread": n / seconds_1,
                 "r2_at_init": init_r2,
-                "r2_published": published_r2(feature, arch),
+                "r2_at_init_white_noise": None,
+                "relative_error_white_noise": None,
+                "r2_published": published_r2(feature, arch, net),
             }
+            if noise_predictions is not None:
+                target, error = noise_targets[feature], (noise_predictions - noise_targets[feature]).abs()
+                results[f"{feature}/{arch}"] |= {
+                    "r2_at_init_white_noise": r2_score(noise_predictions, target),
+                    "relative_error_white_noise": float(error.mean() / target.abs().mean()),
+                }
     return results
+
+
+def mflop(flops: float) -> str:
+    """MFLOP with three significant figures, also below 0.001 (the strided RMS FIN needs ~0.0008)."""
+    return fmt(flops / 1e6) if flops >= 1e6 else f"{flops / 1e6:.3g}"
 
 
 def fins_markdown(results: dict) -> str:
@@ -438,21 +483,25 @@ def fins_markdown(results: dict) -> str:
                 row["feature"],
                 row["arch"],
                 f"{row['params']:,}",
-                fmt(row["flops_per_frame"] / 1e6),
-                fmt(row["all_ops_per_frame"] / 1e6),
+                mflop(row["flops_per_frame"]),
+                mflop(row["all_ops_per_frame"]),
                 f"{study['params'] / 1e3:,.0f} K / {fmt(study_flops / 1e6)}",
                 fmt(study_flops / row["flops_per_frame"]) + "×" if row["flops_per_frame"] else "— (no mm)",
                 fmt(study_flops / row["all_ops_per_frame"]) + "×",
                 f"{fmt(row['frames_per_s'])} / {fmt(row['frames_per_s_1_thread'])}",
                 "—" if r2 is None else f"{r2:.4f}",
                 "—" if row["r2_at_init"] is None else f"{row['r2_at_init']:.4f}",
+                "—"
+                if row["r2_at_init_white_noise"] is None
+                else f"{row['r2_at_init_white_noise']:.4f} / {100 * row['relative_error_white_noise']:.1f} %",
                 f"{study['r2']:.2f}",
             ]
         )
     header = [
         "feature", "arch", "params", "MFLOP/frame (matmul+conv)", "MFLOP/frame (all ops)",
         "study params / MFLOP", "study ÷ ours (matmul)", "study ÷ ours (all ops)",
-        "inference frames/s (2 thr / 1 thr)", "test R² (published)", "R² at init", "study R²",
+        "inference frames/s (2 thr / 1 thr)", "test R² (published)", "R² at init", "white noise: R² / error at init",
+        "study R²",
     ]  # fmt: skip
     return "\n".join(
         [
@@ -461,8 +510,13 @@ def fins_markdown(results: dict) -> str:
             "element written by every other op (pointwise) or read (reductions, max-pool excluded), "
             "transcendental functions counted as one. The study's MFLOP = 2 × its MACs "
             "(paper.md). Published R²: `outputs/fins/<feature>_<arch>.ckpt` (test split of the corpus it was "
-            "trained on, synthetic unless re-run); R² at init: the spectral FIN before any training, on the "
-            "benchmark's clips. Inference frames/s at batch 256 (conv: 64).\n",
+            "trained on, synthetic unless re-run; '—' where the file holds another shape, e.g. RMS/ZCR published "
+            "before their stride); R² at init: the spectral FIN before any training, on the benchmark's clips. "
+            "White noise: 2,048 frames at levels spread over 60 dB, R² and mean |error| ÷ mean |target|; its ZCR "
+            "is ≈ 0.5 in every frame, varying only by the sampling noise of 2,047 pairs (± 0.011), so the strided "
+            "ZCR's R² there compares sampling noise with sampling noise (its error stays ~3 %). `spectral, "
+            "stride=1`: RMS/ZCR reading every sample (pair), the exact variant and the cost before the stride. "
+            "Inference frames/s at batch 256 (conv: 64).\n",
             table(header, rows),
         ]
     )
@@ -514,26 +568,22 @@ def bench_training(frames, clips, quick: bool) -> dict:
     import functools
 
     import torch
-    from torch.utils.data import DataLoader
+    from torch.utils.data import BatchSampler, DataLoader, RandomSampler
 
     from finser import features
-    from finser.models.fin import spectral_fin, study_fin
     from finser.tasks.fin import FINTask
 
-    builders = {
-        "spectral": spectral_fin,
-        "fc": lambda feature: study_fin(feature, convolutional=False),
-        "conv": lambda feature: study_fin(feature, convolutional=True),
-    }
     fin = {}
     for feature in features.FEATURES:
-        for arch in ARCHS:
+        for arch, build in fin_variants(feature).items():
             batch_size = 64 if arch == "conv" else 256
             steps = 3 if arch == "conv" else (5 if quick else 8)
             torch.manual_seed(0)
-            task = FINTask(builders[arch](feature), functools.partial(torch.optim.Adam), lr=1e-3)
+            task = FINTask(build(), functools.partial(torch.optim.Adam), lr=1e-3)
             task.fit_target_statistics(frames[:2048].contiguous())
-            loader = DataLoader(frames, batch_size=batch_size, shuffle=True, drop_last=True)
+            # One gather per batch, so each step's time is the model's own, not a per-frame loader's.
+            batches = BatchSampler(RandomSampler(frames), batch_size, drop_last=True)
+            loader = DataLoader(frames, batch_size=None, sampler=batches)
             two = batch_size / fit_steps(task, loader, steps)
             one = at_threads(1, lambda task=task, loader=loader, steps=steps: fit_steps(task, loader, steps))
             fin[f"{feature}/{arch}"] = {
@@ -585,45 +635,61 @@ def bench_ser(clips, quick: bool) -> dict:
     return results
 
 
-def bench_loading() -> dict:
-    """The FIN data module's train loader over the default synthetic corpus, and a batched gather for comparison."""
+def bench_loading(repeats: int = 3) -> dict:
+    """One epoch of the FIN data module's loaders (torch at 1 thread) over the default synthetic corpus.
+
+    Frames in RAM (``FrameSet``) and from the decoded cache (``CachedFrameSet``, the default run's), each through
+    the module's DataLoader (a batch per ``__getitems__``) and through the per-item path it replaced.
+    """
     import functools
 
-    import torch
+    from torch.utils.data import DataLoader, Dataset
 
-    from finser.data.frames import FrameDataModule
+    from finser.data.frames import EpochSampler, FrameDataModule
     from finser.data.splits import speaker_split
     from finser.data.synthetic import build_synthetic_corpus
 
-    root = Path(os.environ.get("FINSER_CACHE", REPO / ".cache")) / "synthetic"
-    clips = build_synthetic_corpus(root, seed=0, n_speakers=12, clips_per_emotion=6)
+    class PerItem(Dataset):
+        """The path before batching: one ``__getitem__`` per frame, then ``default_collate`` stacks them."""
+
+        def __init__(self, frames) -> None:
+            self.frames = frames
+
+        def __len__(self) -> int:
+            return len(self.frames)
+
+        def __getitem__(self, index: int):
+            return self.frames[index]
+
+    def epoch_rate(loader, n_frames: int) -> float:
+        return at_threads(1, lambda: n_frames / best_time(lambda: sum(len(batch) for batch in loader), repeats))
+
+    cache_dir = Path(os.environ.get("FINSER_CACHE", REPO / ".cache"))
+    clips = build_synthetic_corpus(cache_dir / "synthetic", seed=0, n_speakers=12, clips_per_emotion=6)
     split = functools.partial(speaker_split, seed=0, fractions=(0.7, 0.15, 0.15))
-    module = FrameDataModule(clips, split, batch_size=256)
-    module.setup()
-
-    def iterate() -> int:
-        return sum(len(batch) for batch in module.train_dataloader())
-
-    n_frames = iterate()
-    loader_rate = n_frames / best_time(iterate, 2)
-    frame_set = module.sets["train"]
-    # Every window of the flat signal as a (samples - 2047, 2048) view; a batch is one row gather from it.
-    windows = frame_set.signal.as_strided((len(frame_set.signal) - 2047, 2048), (1, 1))
-
-    def gather() -> int:
-        order = torch.randperm(len(frame_set))
-        return sum(len(windows[frame_set.starts[order[i : i + 256]]]) for i in range(0, len(order), 256))
-
-    gather_rate = n_frames / best_time(gather, 2)
-    return {"train_frames": n_frames, "loader_frames_per_s": loader_rate, "batched_gather_frames_per_s": gather_rate}
+    results: dict = {}
+    for name, cache in (("cached", str(cache_dir)), ("in_ram", None)):
+        module = FrameDataModule(clips, split, batch_size=256, cache_dir=cache)
+        module.setup()
+        train, val = module.sets["train"], module.sets["val"]
+        per_item = DataLoader(PerItem(train), batch_size=256, sampler=EpochSampler(len(train), 0))
+        results[name] = {
+            "set": type(train).__name__,
+            "train_frames": len(train),
+            "frames_per_s": epoch_rate(module.train_dataloader(), len(train)),
+            "per_item_frames_per_s": epoch_rate(per_item, len(train)),
+            "in_order_frames_per_s": epoch_rate(module.val_dataloader(), len(val)),
+        }
+    return results
 
 
 def training_markdown(result: dict) -> str:
     loading = result["loading"]
+    cached, in_ram = loading["cached"]["frames_per_s"], loading["in_ram"]["frames_per_s"]
     fin_rows = []
     for key, row in result["fin"].items():
         feature, arch = key.split("/")
-        ratio = loading["loader_frames_per_s"] / max(row["frames_per_s"], row["frames_per_s_1_thread"])
+        fastest = max(row["frames_per_s"], row["frames_per_s_1_thread"])
         fin_rows.append(
             [
                 feature,
@@ -632,9 +698,21 @@ def training_markdown(result: dict) -> str:
                 fmt(row["frames_per_s"]),
                 fmt(row["frames_per_s_1_thread"]),
                 NO_GPU,
-                f"{fmt(ratio)}×" + (" ⚠" if ratio < 5 else ""),
+                *(f"{fmt(rate / fastest)}×" + (" ⚠" if rate < 5 * fastest else "") for rate in (cached, in_ram)),
             ]
         )
+    labels = {"cached": "decoded cache (the default run)", "in_ram": "in RAM"}
+    loading_rows = [
+        [
+            f"{labels[name]}: `{row['set']}`",
+            f"{row['train_frames']:,}",
+            fmt(row["frames_per_s"]),
+            fmt(row["per_item_frames_per_s"]),
+            f"{fmt(row['frames_per_s'] / row['per_item_frames_per_s'])}×",
+            fmt(row["in_order_frames_per_s"]),
+        ]
+        for name, row in loading.items()
+    ]
     ser_rows = []
     for name, row in result["ser"].items():
         if name == "error":
@@ -644,17 +722,27 @@ def training_markdown(result: dict) -> str:
             ser_rows.append([name, row.get("note", "—"), "—", NO_GPU])
         else:
             ser_rows.append([name, fmt(row["clips_per_s"]), fmt(row["clips_per_s_1_thread"]), NO_GPU])
+    header = [
+        "feature", "arch", "batch", "CPU frames/s (2 thr)", "(1 thr)", "GPU", "cached loader ÷ model",
+        "in-RAM loader ÷ model",
+    ]  # fmt: skip
+    loading_header = [
+        "frames", "train frames", "train loader frames/s (batched)", "per-item path (before)", "speed-up",
+        "in-order val loader frames/s",
+    ]  # fmt: skip
     return "\n".join(
         [
             "Training steps through a real Lightning Trainer (Adam, targets computed on the fly, CPU; best step of "
-            "several). Loader ratio: the FIN data module's train loader rate ÷ the step's faster consumption "
-            "(goal ≥ 5×).\n",
-            table(["feature", "arch", "batch", "CPU frames/s (2 thr)", "(1 thr)", "GPU", "loader ÷ model"], fin_rows),
+            "several; batches come ready-made, one gather each, so a step times the model alone). Loader ratios: the "
+            "FIN data module's train loader rate (below) ÷ the step's faster consumption (goal ≥ 5×).\n",
+            table(header, fin_rows),
             "",
-            f"FIN data loading alone (default synthetic corpus, {loading['train_frames']:,} train frames, batch 256): "
-            f"`FrameDataModule.train_dataloader()` {fmt(loading['loader_frames_per_s'])} frames/s (per-item "
-            f"`__getitem__` + collate); one batched gather from the flat signal "
-            f"{fmt(loading['batched_gather_frames_per_s'])} frames/s.\n",
+            "FIN data loading alone (default synthetic corpus, batch 256, `EpochSampler` order, torch at 1 thread, "
+            "best epoch of several). Batched: the module's DataLoader, one `__getitems__` per batch (a row gather "
+            "from the signal's window view in RAM; from the cache one `os.pread` per run of touching frames into one "
+            "(256, 2048) array). Per-item: 256 `__getitem__` calls and `default_collate`, as before.\n",
+            table(loading_header, loading_rows),
+            "",
             "SER training steps (batch 32 clips of 2.5 s, conv1d head, forward + backward + Adam):\n",
             table(["front-end", "CPU clips/s (2 thr)", "(1 thr)", "GPU"], ser_rows),
         ]
