@@ -244,7 +244,9 @@ class StridedFIN(FIN):
     """A FIN with one non-negative weight per sample (or pair) it reads: every ``stride``-th of the frame.
 
     A frame's energy and its sign changes are spread over all of it, so a regular subset estimates both well at
-    1/stride of the cost; ``stride=1`` reads everything and equals the closed form at initialisation.
+    1/stride of the cost; ``stride=1`` reads everything and equals the closed form at initialisation. The subset
+    aliases a steady tone at a multiple of 22,050 / (2·stride) Hz (up to 100 % off for RMS at 1,378 Hz, stride 8;
+    1 % away, 4 %): speech does not hold one, a test tone may.
     """
 
     span = N_FFT  # the positions a weight can sit at: range(0, span, stride)
