@@ -326,50 +326,6 @@ def features_markdown(result: dict) -> str:
 # 2. FIN cost
 
 
-def count_operations(net, frames) -> tuple[int, int]:
-    """(matmul/conv FLOPs by FlopCounterMode, all other elementwise and reduction operations) for one forward.
-
-    The second count is one operation per element an op writes (pointwise) or reads (reduction), for every aten
-    op other than matmuls, convolutions and views; transcendental functions count as one.
-    """
-    import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
-    from torch.utils.flop_counter import FlopCounterMode
-
-    free = {
-        "view", "_unsafe_view", "reshape", "t", "transpose", "permute", "unsqueeze", "squeeze", "expand", "slice",
-        "select", "split", "split_with_sizes", "chunk", "unbind", "alias", "detach", "as_strided", "unflatten",
-        "flatten", "_reshape_alias", "empty", "empty_like", "zeros", "ones", "lift_fresh", "clone", "copy_",
-        "contiguous", "_to_copy", "to", "max_pool1d_with_indices", "_log_softmax",
-    }  # fmt: skip
-    counted = {"mm", "addmm", "bmm", "matmul", "convolution", "_convolution", "linear", "baddbmm"}
-
-    class ElementwiseCounter(TorchDispatchMode):
-        def __init__(self) -> None:
-            super().__init__()
-            self.operations = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            out = func(*args, **(kwargs or {}))
-            name = func.overloadpacket.__name__
-            if name in ("mv", "dot", "vdot"):  # matrix-vector products: FlopCounterMode leaves them out
-                self.operations += 2 * args[0].numel()
-            elif name not in counted and name not in free:
-                read = max((a.numel() for a in args if isinstance(a, torch.Tensor)), default=0)
-                outputs = out if isinstance(out, tuple | list) else (out,)
-                written = max((o.numel() for o in outputs if isinstance(o, torch.Tensor)), default=0)
-                self.operations += max(read, written)
-            return out
-
-    with torch.no_grad():
-        with FlopCounterMode(display=False) as flops:
-            net(frames)
-        counter = ElementwiseCounter()
-        with counter:
-            net(frames)
-    return flops.get_total_flops(), counter.operations
-
-
 def fin_variants(feature: str) -> dict:
     """arch label → builder: the three ``fin_arch`` options, plus the exact (stride=1) variant for RMS and ZCR."""
     from finser.models.fin import spectral_fin, study_fin
@@ -425,6 +381,7 @@ def bench_fins(frames, repeats: int) -> dict:
     import torch
 
     from finser import features
+    from finser.models.cost import count_operations
 
     results = {}
     probe = frames[:16].contiguous()

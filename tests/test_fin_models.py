@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -15,23 +13,15 @@ from torchmetrics.functional import r2_score
 from finser.errors import FinserError
 from finser.features import FEATURE_DIMS, FEATURES, compute
 from finser.models.checkpoint import load_fin, save_checkpoint
+from finser.models.cost import operations_per_frame
 from finser.models.fin import BandMixer, spectral_fin, study_fin
-from tests.conftest import REPO, speech_like_frames
+from tests.conftest import speech_like_frames
 
 # paper.md: parameters and multiply-accumulates per frame of the study's FINs.
 STUDY_PARAMETERS = {"rms": 66_000, "zcr": 263_000, "chroma": 900_000, "mfcc": 822_000, "melspec": 983_000}
 STUDY_MACS = {"rms": 0.07e6, "zcr": 0.39e6, "chroma": 202e6, "mfcc": 202e6, "melspec": 404e6}
 STUDY_DENSE = {"rms"}  # the study's RMS FIN is dense-only; the others have a conv front-end
 STRIDED = ["rms", "zcr"]  # spectral FINs that read every stride-th sample (pair)
-
-
-@functools.cache
-def load_bench():
-    """scripts/bench.py as a module: the tests count FLOPs with the very counter the benchmark reports."""
-    spec = importlib.util.spec_from_file_location("bench", REPO / "scripts" / "bench.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def count_parameters(module: torch.nn.Module) -> int:
@@ -71,10 +61,9 @@ def test_study_topology_matches_the_papers_parameter_count(feature: str) -> None
 
 @pytest.mark.parametrize("feature", FEATURES)
 def test_spectral_needs_at_most_a_hundredth_of_the_studys_flops(feature: str) -> None:
-    """All ops: matmul FLOPs plus one per element of every other op (bench section 2), per frame at batch 16."""
+    """All ops (finser.models.cost, as bench section 2 reports): matmul FLOPs plus one per element of every other op."""
     frames = torch.from_numpy(speech_like_frames(seed=3, n_clips=1)[:16])
-    matmul, other = load_bench().count_operations(spectral_fin(feature), frames)
-    assert (matmul + other) / len(frames) <= 2 * STUDY_MACS[feature] / 100
+    assert operations_per_frame(spectral_fin(feature), frames) <= 2 * STUDY_MACS[feature] / 100
     # The paper's figures, which the goal divides, are those of our copies of its FINs (it rounds RMS's to 0.07 M).
     study = study_fin(feature, convolutional=feature not in STUDY_DENSE)
     assert flops_per_frame(study) == pytest.approx(2 * STUDY_MACS[feature], rel=0.10)

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from matplotlib.ticker import MaxNLocator
 from scipy import stats
-from torch.utils.flop_counter import FlopCounterMode
 
 from finser.data.labels import EMOTIONS
 from finser.errors import FinserError
@@ -69,14 +68,13 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
 
 
 def fin_cost(checkpoint: str) -> tuple[int, float]:
-    """Parameters and FLOPs per frame (matmul and conv, torch's flop counter) of a published FIN."""
+    """Parameters and operations per frame of a published FIN (all ops, as ``make bench`` counts them)."""
     from finser.models.checkpoint import load_fin
+    from finser.models.cost import operations_per_frame
 
     fin = load_fin(checkpoint)
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        fin(torch.randn(1, 2048))
-    return sum(parameter.numel() for parameter in fin.parameters()), float(counter.get_total_flops())
+    operations = operations_per_frame(fin, torch.randn(16, 2048))  # counts do not depend on the values
+    return sum(parameter.numel() for parameter in fin.parameters()), operations
 
 
 def fin_table(results: list[dict]) -> str:
@@ -93,12 +91,12 @@ def fin_table(results: list[dict]) -> str:
         parameters, flops = fin_cost(checkpoint) if Path(checkpoint).exists() else (0, math.nan)
         study_test, study_esd = STUDY_R2[feature]
         rows.append(
-            [feature, FEATURE_DIMS[feature], arch, f"{parameters / 1e3:,.0f} K", f"{flops / 1e6:,.2f}",
+            [feature, FEATURE_DIMS[feature], arch, f"{parameters / 1e3:,.0f} K", f"{flops / 1e6:.3g}",
              mean_std([e["test/r2"] for e in entries if "test/r2" in e]),
              *[mean_std([e[f"eval/{name}/r2"] for e in entries if f"eval/{name}/r2" in e]) for name in eval_sets],
              f"{study_test:.2f} ({study_esd:.2f})"]
         )  # fmt: skip
-    header = ["feature", "dim", "arch", "params", "MFLOP/frame", "R² test", *[f"R² {n}" for n in eval_sets]]
+    header = ["feature", "dim", "arch", "params", "MFLOP/frame (all ops)", "R² test", *[f"R² {n}" for n in eval_sets]]
     return markdown_table([*header, "study R² test (ESD)"], rows)
 
 
@@ -273,7 +271,9 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path = "outputs/
         "# finser report",
         f"{len(results)} runs from {', '.join(map(str, run_dirs))}.",
         "## FINs\n\nR² on the test split (unseen speakers) and on each evaluation corpus; variance-weighted for "
-        "multi-output features. FLOPs count matmul and convolution (torch's flop counter).\n\n" + fin_table(results),
+        "multi-output features. FLOPs count every operation (matmul and conv FLOPs plus one per element of each "
+        "other op, as `make bench`); the study's FINs are almost all matmul and conv, so its MFLOP compare "
+        "directly.\n\n" + fin_table(results),
         "## SER\n\nTest metrics as mean ± std over seeds (sample std); paired comparisons match runs by seed.\n\n"
         + ser_table(results),
         "## Figures",
