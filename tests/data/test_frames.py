@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,9 +79,20 @@ def test_sample_is_a_deterministic_batch_of_distinct_frames(clips: list[Clip], c
     assert torch.equal(cached.sample(50), in_ram.sample(50))
 
 
-@pytest.mark.parametrize("cached", [False, True])
+TRAIN_MB = 4 * sum(int(s * 22_050) for s, split in zip(SECONDS, SPLITS, strict=True) if split == "train") / 2**20
+
+
+@pytest.mark.parametrize(
+    ("cached", "ram_budget_mb", "on_disk"),
+    [
+        (False, 0, set()),  # decoded straight into RAM
+        (True, 1024, set()),  # through the cache, every set fits the budget
+        (True, TRAIN_MB, {"val", "test"}),  # the budget is shared: train takes it all
+        (True, 0, {"train", "val", "test"}),  # served from the cache on disk
+    ],
+)
 def test_data_module_loaders_yield_the_per_item_batches(
-    clips: list[Clip], cache: DecodedCache, tmp_path: Path, cached: bool
+    clips: list[Clip], cache: DecodedCache, cached: bool, ram_budget_mb: float, on_disk: set[str]
 ) -> None:
     """The same batches as fetching frames one by one in the sampler's order, epoch after epoch."""
     module = FrameDataModule(
@@ -91,9 +101,10 @@ def test_data_module_loaders_yield_the_per_item_batches(
         batch_size=16,
         cache_dir=str(cache.folder.parent) if cached else None,
         seed=3,
+        ram_budget_mb=ram_budget_mb,
     )
     module.setup()
-    assert isinstance(module.sets["train"], CachedFrameSet) == cached
+    assert {name for name, frames in module.sets.items() if isinstance(frames, CachedFrameSet)} == on_disk
     train = module.sets["train"]
     for epoch in (0, 1):
         loader = module.train_dataloader()
