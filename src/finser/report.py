@@ -91,7 +91,7 @@ def fin_table(results: list[dict]) -> str:
         parameters, flops = fin_cost(checkpoint) if Path(checkpoint).exists() else (0, math.nan)
         study_test, study_esd = STUDY_R2[feature]
         rows.append(
-            [feature, FEATURE_DIMS[feature], arch, f"{parameters / 1e3:,.0f} K", f"{flops / 1e6:.3g}",
+            [feature, FEATURE_DIMS[feature], arch, f"{parameters:,}", f"{flops / 1e6:.3g}",
              mean_std([e["test/r2"] for e in entries if "test/r2" in e]),
              *[mean_std([e[f"eval/{name}/r2"] for e in entries if f"eval/{name}/r2" in e]) for name in eval_sets],
              f"{study_test:.2f} ({study_esd:.2f})"]
