@@ -66,8 +66,11 @@ def _out(
     return None if buffers is None else buffers.get(name, like, width, dtype)
 
 
-def check_frames(frames: torch.Tensor) -> None:
-    """Raise a ValueError naming what was expected when ``frames`` is not a finite (B, 2048) float tensor."""
+def check_frames(frames: torch.Tensor) -> torch.Tensor:
+    """Raise a ValueError naming what was expected when ``frames`` is not a finite (B, 2048) float tensor.
+
+    Returns each frame's L2 norm, (B, 1): the finiteness check reads it and RMS reuses it, one pass for both.
+    """
     if not isinstance(frames, torch.Tensor):
         raise ValueError(f"frames must be a torch.Tensor of shape (B, {N_FFT}), got {type(frames).__name__}")
     if frames.ndim != 2 or frames.shape[-1] != N_FFT:
@@ -77,11 +80,13 @@ def check_frames(frames: torch.Tensor) -> None:
         )
     if frames.dtype not in (torch.float32, torch.float64):
         raise ValueError(f"frames must be float32 (or float64), got {frames.dtype}")
-    # A frame's sum is finite when all its samples are (NaN and inf propagate); only a non-finite sum, which
-    # could also be an overflow of huge finite samples, pays for the exact check. The sum reads overlapping
+    # A frame's norm is finite when all its samples are (NaN and inf propagate); only a non-finite norm, which
+    # could also be an overflow of huge finite samples, pays for the exact check. The norm reads overlapping
     # frame views in place, where isfinite(frames).all() would build a (B, 2048) boolean array.
-    if not bool(torch.isfinite(frames.sum(dim=-1)).all()) and not bool(torch.isfinite(frames).all()):
+    norms = torch.linalg.vector_norm(frames, dim=-1, keepdim=True)
+    if not bool(torch.isfinite(norms).all()) and not bool(torch.isfinite(frames).all()):
         raise ValueError("frames contain NaN or inf samples: clean or skip the audio they came from")
+    return norms
 
 
 @lru_cache(maxsize=8)
@@ -151,11 +156,22 @@ def mel_blocks(device: torch.device = CPU, dtype: torch.dtype = torch.float32) -
     return tuple(blocks)
 
 
+@lru_cache(maxsize=8)
+def _chroma_projection(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    # (1025, 12): magnitudes (B, 1025) @ this gives chroma rows directly, no transposed copy.
+    return chroma_filterbank(device, dtype).T.contiguous()
+
+
+@lru_cache(maxsize=8)
+def _decibel_dct(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    # (128, 20): the DCT of decibels (10 · log10) applied to log10 values, so the dB scaling costs no pass.
+    return (10.0 * dct_matrix(device, dtype)).T.contiguous()
+
+
 def stft_frames(frames: torch.Tensor, buffers: ChunkBuffers | None = None) -> torch.Tensor:
     """One STFT column per frame: librosa.stft(frame, n_fft=2048, center=False), shape (B, 1025), complex."""
     windowed = torch.mul(frames, _window(frames.device, frames.dtype), out=_out(buffers, "windowed", frames, N_FFT))
-    complex_dtype = torch.complex128 if frames.dtype == torch.float64 else torch.complex64
-    return torch.fft.rfft(windowed, dim=-1, out=_out(buffers, "spectrum", frames, N_BINS, complex_dtype))
+    return torch.fft.rfft(windowed, dim=-1)
 
 
 def power_spectrum(frames: torch.Tensor, buffers: ChunkBuffers | None = None) -> torch.Tensor:
@@ -169,7 +185,7 @@ def power_spectrum(frames: torch.Tensor, buffers: ChunkBuffers | None = None) ->
     return torch.add(squares[..., 0], squares[..., 1], out=_out(buffers, "power", frames, N_BINS))
 
 
-def zcr(frames: torch.Tensor, buffers: ChunkBuffers | None = None) -> torch.Tensor:
+def zcr(frames: torch.Tensor, buffers: ChunkBuffers | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """librosa.feature.zero_crossing_rate(frame_length=2048, hop_length=512, center=False), shape (B, 1).
 
     librosa zeroes samples with |x| <= 1e-10 and counts sign-bit changes over 2048 positions (the first one is
@@ -182,7 +198,7 @@ def zcr(frames: torch.Tensor, buffers: ChunkBuffers | None = None) -> torch.Tens
     else:
         negative = torch.lt(frames, -ZCR_THRESHOLD, out=buffers.get("negative", frames, N_FFT))
     steps = torch.sub(negative[:, 1:], negative[:, :-1], out=_out(buffers, "steps", frames, N_FFT - 1))
-    return steps.abs_().sum(dim=-1, keepdim=True) / N_FFT
+    return torch.sum(steps.abs_(), dim=-1, keepdim=True, out=out).div_(N_FFT)
 
 
 def rms(frames: torch.Tensor) -> torch.Tensor:
@@ -193,14 +209,15 @@ def rms(frames: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(frames, dim=-1, keepdim=True) / math.sqrt(N_FFT)
 
 
-def melspec_from_power(power: torch.Tensor) -> torch.Tensor:
+def melspec_from_power(power: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """Project a power spectrum (B, 1025) onto librosa's 128 Slaney mel filters (the nonzero blocks only).
 
-    Computed as filters @ powerᵀ, (128, B), and returned as its transposed view: BLAS runs these thin products
-    ~1.5× faster that way round than power @ filtersᵀ.
+    Computed as filters @ powerᵀ, (128, B), into ``out``'s transposed view or returned as one: BLAS runs these
+    thin products ~1.5× faster that way round than power @ filtersᵀ.
     """
     blocks = mel_blocks(power.device, power.dtype)
-    return torch.cat([weights @ power[:, low:high].T for low, high, weights in blocks]).T
+    bands = [weights @ power[:, low:high].T for low, high, weights in blocks]
+    return torch.cat(bands).T if out is None else torch.cat(bands, out=out.T).T
 
 
 def melspec(frames: torch.Tensor) -> torch.Tensor:
@@ -208,11 +225,18 @@ def melspec(frames: torch.Tensor) -> torch.Tensor:
     return melspec_from_power(power_spectrum(frames))
 
 
-def mfcc_from_melspec(mel: torch.Tensor) -> torch.Tensor:
-    """power_to_db(top_db=80, relative to each frame's own maximum), then DCT-II ortho, 20 coefficients."""
-    decibels = 10.0 * torch.log10(mel.clamp_min(AMIN))
-    decibels = torch.maximum(decibels, decibels.amax(dim=-1, keepdim=True) - TOP_DB)
-    return decibels @ dct_matrix(mel.device, mel.dtype).T
+def mfcc_from_melspec(
+    mel: torch.Tensor, buffers: ChunkBuffers | None = None, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """power_to_db(top_db=80, relative to each frame's own maximum), then DCT-II ortho, 20 coefficients.
+
+    Clipped in log10 units (top_db / 10 below the maximum); the DCT matrix carries the factor 10.
+    """
+    logs = torch.clamp_min(mel, AMIN, out=_out(buffers, "log_mel", mel, N_MELS))
+    logs = logs.log10() if buffers is None else logs.log10_()
+    floor = logs.amax(dim=-1, keepdim=True) - TOP_DB / 10
+    logs = torch.maximum(logs, floor, out=None if buffers is None else logs)
+    return torch.mm(logs, _decibel_dct(mel.device, mel.dtype), out=out)
 
 
 def mfcc(frames: torch.Tensor) -> torch.Tensor:
@@ -223,14 +247,16 @@ def mfcc(frames: torch.Tensor) -> torch.Tensor:
     return mfcc_from_melspec(melspec(frames))
 
 
-def chroma_from_power(power: torch.Tensor, buffers: ChunkBuffers | None = None) -> torch.Tensor:
+def chroma_from_power(
+    power: torch.Tensor, buffers: ChunkBuffers | None = None, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """Chroma of the magnitude spectrum, each frame scaled to a maximum of 1 (librosa's norm=inf)."""
     magnitude = torch.sqrt(power, out=_out(buffers, "magnitude", power, N_BINS))
-    raw = (chroma_filterbank(power.device, power.dtype) @ magnitude.T).T  # the faster way round, as the mel
-    peak = raw.abs().amax(dim=-1, keepdim=True)
+    raw = torch.mm(magnitude, _chroma_projection(power.device, power.dtype), out=out)
+    peak = raw.amax(dim=-1, keepdim=True)  # weights and magnitudes are >= 0: the max is the max of |raw|
     # util.normalize leaves frames whose norm is below the dtype's smallest normal number unscaled.
-    peak = torch.where(peak < torch.finfo(power.dtype).tiny, torch.ones_like(peak), peak)
-    return raw / peak
+    peak = torch.where(peak < torch.finfo(power.dtype).tiny, 1.0, peak)
+    return raw / peak if buffers is None else raw.div_(peak)
 
 
 def chroma(frames: torch.Tensor) -> torch.Tensor:
@@ -259,35 +285,45 @@ def compute_all(frames: torch.Tensor, features: Iterable[str] = FEATURES) -> dic
 
     Returns a dict name → (B, dim) with the same values as :func:`compute`; all five give the baseline's 162
     values per frame. On CPU the batch goes through in chunks of ``CHUNK_FRAMES`` whose intermediates stay in
-    cache and reuse one set of buffers (``compute`` takes the same path, so the two agree bit for bit). Frames
-    that need a gradient, or on an accelerator, go through in one functional pass.
+    cache, reuse one set of buffers and are written straight into the outputs' rows (``compute`` takes the same
+    path, so the two agree bit for bit). Frames that need a gradient, or on an accelerator, go through in one
+    functional pass.
     """
     features = tuple(features)
     for feature in features:
         check_feature(feature)
-    check_frames(frames)
+    norms = check_frames(frames)
+    spectral = tuple(feature for feature in features if feature != "rms")
     if frames.device.type != "cpu" or (frames.requires_grad and torch.is_grad_enabled()):
-        return {feature: value.contiguous() for feature, value in _features_of_chunk(frames, features, None).items()}
-    chunk = max(1, min(CHUNK_FRAMES, len(frames)))
-    buffers = ChunkBuffers(chunk)
-    out = {feature: frames.new_empty(len(frames), FEATURE_DIMS[feature]) for feature in features}
-    for start in range(0, len(frames), chunk):
-        for feature, value in _features_of_chunk(frames[start : start + chunk], features, buffers).items():
-            out[feature][start : start + len(value)] = value
-    return out
+        out = {feature: value.contiguous() for feature, value in _features_of_chunk(frames, spectral, None).items()}
+    else:
+        out = {feature: frames.new_empty(len(frames), FEATURE_DIMS[feature]) for feature in spectral}
+        chunk = max(1, min(CHUNK_FRAMES, len(frames)))
+        buffers = ChunkBuffers(chunk)
+        for start in range(0, len(frames), chunk):
+            rows = {feature: value[start : start + chunk] for feature, value in out.items()}
+            _features_of_chunk(frames[start : start + chunk], spectral, buffers, rows)
+    if "rms" in features:
+        out["rms"] = norms / math.sqrt(N_FFT)  # rms(frames), from the norms the check computed
+    return {feature: out[feature] for feature in features}
 
 
 def _features_of_chunk(
-    frames: torch.Tensor, features: tuple[str, ...], buffers: ChunkBuffers | None
+    frames: torch.Tensor,
+    features: tuple[str, ...],
+    buffers: ChunkBuffers | None,
+    rows: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
+    """ZCR and the spectral features of ``frames``, written into ``rows`` when given (with buffers)."""
+    rows = rows or {}
     wanted = set(features)
     power = power_spectrum(frames, buffers) if {"chroma", "mfcc", "melspec"} & wanted else None
-    mel = melspec_from_power(power) if {"mfcc", "melspec"} & wanted else None
+    if {"mfcc", "melspec"} & wanted:
+        mel = melspec_from_power(power, out=rows.get("melspec"))
     from_shared = {
-        "zcr": lambda: zcr(frames, buffers),
-        "rms": lambda: rms(frames),
-        "chroma": lambda: chroma_from_power(power, buffers),
-        "mfcc": lambda: mfcc_from_melspec(mel),
+        "zcr": lambda: zcr(frames, buffers, out=rows.get("zcr")),
+        "chroma": lambda: chroma_from_power(power, buffers, out=rows.get("chroma")),
+        "mfcc": lambda: mfcc_from_melspec(mel, buffers, out=rows.get("mfcc")),
         "melspec": lambda: mel,
     }
     return {feature: from_shared[feature]() for feature in features}
