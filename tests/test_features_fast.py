@@ -132,3 +132,15 @@ def test_an_empty_batch_gives_empty_features() -> None:
     assert {name: tuple(value.shape) for name, value in got.items()} == {
         name: (0, dim) for name, dim in features.FEATURE_DIMS.items()
     }
+
+
+@pytest.mark.parametrize("subset", [("mfcc",), ("rms", "zcr"), ("chroma", "mfcc"), ("melspec", "rms")])
+def test_a_subset_of_features_equals_those_of_all_five(subset: tuple[str, ...]) -> None:
+    """MFCCs without the melspec output, or RMS alone (from the check's norms), take other routes through a chunk."""
+    frames = features.frame_signal(torch.from_numpy(clip("speech", features.CHUNK_FRAMES + 3)))
+    every = features.compute_all(frames)
+    got = features.compute_all(frames, subset)
+    assert tuple(got) == subset
+    for name in subset:
+        assert got[name].is_contiguous()
+        torch.testing.assert_close(got[name], every[name], rtol=0, atol=0)
