@@ -136,7 +136,7 @@ def test_an_empty_batch_gives_empty_features() -> None:
 
 @pytest.mark.parametrize("subset", [("mfcc",), ("rms", "zcr"), ("chroma", "mfcc"), ("melspec", "rms")])
 def test_a_subset_of_features_equals_those_of_all_five(subset: tuple[str, ...]) -> None:
-    """MFCCs without the melspec output, or RMS alone (from the check's norms), take other routes through a chunk."""
+    """MFCCs without the melspec output, or RMS (one reduction outside the chunks), take other routes."""
     frames = features.frame_signal(torch.from_numpy(clip("speech", features.CHUNK_FRAMES + 3)))
     every = features.compute_all(frames)
     got = features.compute_all(frames, subset)
