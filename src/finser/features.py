@@ -78,10 +78,10 @@ def check_frames(frames: torch.Tensor) -> None:
         )
     if frames.dtype not in (torch.float32, torch.float64):
         raise ValueError(f"frames must be float32 (or float64), got {frames.dtype}")
-    # A frame's sum is finite when all its samples are (NaN and inf propagate); only a non-finite sum, which
+    # The batch's sum is finite when all its samples are (NaN and inf propagate); only a non-finite sum, which
     # could also be an overflow of huge finite samples, pays for the exact check. The sum reads overlapping
     # frame views in place, where isfinite(frames).all() would build a (B, 2048) boolean array.
-    if not bool(torch.isfinite(frames.sum(dim=-1)).all()) and not bool(torch.isfinite(frames).all()):
+    if not math.isfinite(float(frames.sum())) and not bool(torch.isfinite(frames).all()):
         raise ValueError("frames contain NaN or inf samples: clean or skip the audio they came from")
 
 
