@@ -6,7 +6,7 @@ Every ratio is measured side by side in one run, on the same inputs, with the sa
 numba at 2): each timing is the best of several repeats, so other work on the machine inflates numbers rather than
 deflates them. Writes ``bench.md`` (the tables) and ``bench.json`` (the same numbers) under ``--out``.
 
-Sections: (1) exact features in torch (``finser.features``) vs librosa per file and per 2048-sample frame, plus
+Sections: (1) exact features (``finser.features``) vs librosa per file and per 2048-sample frame, plus
 the torch code of ``--baseline-rev`` (the first, unoptimised version) for before/after; (2) each FIN's parameters,
 FLOPs per frame and frames/s beside the study's; (3) training steps per second (FIN frames/s, SER clips/s) and the
 FIN data loader's rate; (4) ``python train.py`` to its first training step; (5) ``scripts/bench_data.py``'s table
@@ -222,8 +222,8 @@ def bench_features(clips: list, repeats: int, n_per_frame: int, baseline, label:
         return {"frames_per_s": rate(function), "frames_per_s_1_thread": at_threads(1, lambda: rate(function))}
 
     rows: dict[str, dict] = {}
-    rows["torch compute_all, per file"] = rates(lambda: [features.compute_all(f) for f in per_file])
-    rows[f"torch compute_all, one batch of {n_frames:,} frames"] = rates(lambda: features.compute_all(batch))
+    rows["finser compute_all, per file"] = rates(lambda: [features.compute_all(f) for f in per_file])
+    rows[f"finser compute_all, one batch of {n_frames:,} frames"] = rates(lambda: features.compute_all(batch))
     if baseline is not None:
         rows[f"before ({label}) compute_all, per file"] = rates(lambda: [baseline.compute_all(f) for f in per_file])
         rows[f"before ({label}) compute_all, one batch"] = rates(lambda: baseline.compute_all(batch))
@@ -254,13 +254,13 @@ def bench_features(clips: list, repeats: int, n_per_frame: int, baseline, label:
 
     alone = {}
     for name in features.FEATURES:
-        torch_rates = rates(lambda name=name: [features.compute(name, f) for f in per_file])
+        finser_rates = rates(lambda name=name: [features.compute(name, f) for f in per_file])
         librosa_rate = rate(
             lambda name=name: [librosa_one_feature(name, clip) for clip in clips], repeats_here=max(2, repeats // 2)
         )
         alone[name] = {
-            "torch_frames_per_s": torch_rates["frames_per_s"],
-            "torch_frames_per_s_1_thread": torch_rates["frames_per_s_1_thread"],
+            "finser_frames_per_s": finser_rates["frames_per_s"],
+            "finser_frames_per_s_1_thread": finser_rates["frames_per_s_1_thread"],
             "librosa_frames_per_s": librosa_rate,
         }
         if baseline is not None:
@@ -298,18 +298,18 @@ def features_markdown(result: dict) -> str:
     text = [
         f"All five features (162 values per frame) of {result['n_files']} generated speech-like clips of 2.5 s "
         f"({result['n_frames']:,} frames, center=False); per-frame librosa on {result['n_per_frame']} of them. "
-        "librosa runs on one thread either way; the 1-thread torch columns are immune to other work on the second "
-        "core.\n",
+        "librosa runs on one thread either way; the 1-thread columns (torch's FFT on one thread; the compiled "
+        "passes always run on one) are immune to other work on the second core.\n",
         table(header, rows),
         "",
-        "Each feature alone, per file (torch `compute(feature, frames)` vs that feature's own librosa call):\n",
+        "Each feature alone, per file (`compute(feature, frames)` vs that feature's own librosa call):\n",
     ]
     before = any("before_frames_per_s" in row for row in result["alone"].values())
-    header = ["feature", "torch frames/s (2 thr / 1 thr)", "librosa frames/s", "torch ÷ librosa (2 thr / 1 thr)"]
+    header = ["feature", "finser frames/s (2 thr / 1 thr)", "librosa frames/s", "finser ÷ librosa (2 thr / 1 thr)"]
     header += [f"before ({result['before_label']}) frames/s (2 / 1)", "speed-up (2 / 1)"] if before else []
     alone_rows = []
     for name, row in result["alone"].items():
-        two, one = row["torch_frames_per_s"], row["torch_frames_per_s_1_thread"]
+        two, one = row["finser_frames_per_s"], row["finser_frames_per_s_1_thread"]
         cells = [name, f"{fmt(two)} / {fmt(one)}", fmt(row["librosa_frames_per_s"])]
         cells.append(f"{fmt(two / row['librosa_frames_per_s'])}× / {fmt(one / row['librosa_frames_per_s'])}×")
         if before:
@@ -318,7 +318,7 @@ def features_markdown(result: dict) -> str:
         alone_rows.append(cells)
     text.append(table(header, alone_rows))
     errors = ", ".join(f"{name} {value:.1e}" for name, value in result["max_error_over_scale"].items())
-    text.append(f"\nLargest |torch − librosa per frame| / feature scale: {errors} (tests allow 1e-3).")
+    text.append(f"\nLargest |finser − librosa per frame| / feature scale: {errors} (tests allow 1e-3).")
     return "\n".join(text)
 
 

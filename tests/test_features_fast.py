@@ -1,4 +1,4 @@
-"""The optimised feature path (chunks, reused buffers, banded mel, float ZCR) still equals librosa.
+"""The compiled CPU path (chunks, fused sample and spectrum passes, sparse mel bands) still equals librosa.
 
 Batches span several chunks of ``CHUNK_FRAMES`` (the last one partial) and come as overlapping views of a clip,
 as the data module and the SER front-end pass them. Tolerance, as in test_features.py: float32 FFT and matmul
@@ -87,16 +87,15 @@ def test_float64_frames_equal_librosa() -> None:
     assert_like_librosa(got, librosa_values(frames.float().numpy()))
 
 
-def test_mel_blocks_hold_every_nonzero_weight_of_the_filterbank() -> None:
-    dense = features.mel_filterbank()
-    rebuilt = torch.zeros_like(dense)
-    band = 0
-    for low, high, weights in features.mel_blocks():
-        rebuilt[band : band + len(weights), low:high] = weights
-        band += len(weights)
-    assert band == features.N_MELS
-    torch.testing.assert_close(rebuilt, dense, rtol=0, atol=0)
-    assert sum(weights.numel() for _, _, weights in features.mel_blocks()) < dense.numel() / 5
+def test_mel_bands_hold_every_nonzero_weight_of_the_filterbank() -> None:
+    dense = features.mel_filterbank().numpy()
+    first, offsets, weights = features.mel_bands()
+    rebuilt = np.zeros_like(dense)
+    for band, low in enumerate(first):
+        values = weights[offsets[band] : offsets[band + 1]]
+        rebuilt[band, low : low + len(values)] = values
+    np.testing.assert_array_equal(rebuilt, dense)
+    assert len(weights) < dense.size / 50
 
 
 def test_zcr_counts_exactly_at_the_threshold() -> None:
@@ -144,3 +143,24 @@ def test_a_subset_of_features_equals_those_of_all_five(subset: tuple[str, ...]) 
     for name in subset:
         assert got[name].is_contiguous()
         torch.testing.assert_close(got[name], every[name], rtol=0, atol=0)
+
+
+def test_every_memory_layout_of_the_frames_gives_the_same_values() -> None:
+    """The compiled pass reads rows as slices of one signal: offsets, gaps and column strides must not matter."""
+    signal = torch.from_numpy(clip("speech", 40))
+    views = features.frame_signal(signal)
+    contiguous = views.contiguous()
+    expected = features.compute_all(contiguous)
+    layouts = {
+        "overlapping views": views,
+        "with an offset": features.frame_signal(signal[512:]),
+        "every other row": contiguous[::2],
+        "column-major": contiguous.T.contiguous().T,
+        "one row": contiguous[5:6],
+    }
+    rows = {"overlapping views": slice(None), "with an offset": slice(1, None), "every other row": slice(None, None, 2)}
+    rows |= {"column-major": slice(None), "one row": slice(5, 6)}
+    for name, frames in layouts.items():
+        got = features.compute_all(frames)
+        for feature, value in got.items():
+            torch.testing.assert_close(value, expected[feature][rows[name]], rtol=0, atol=0, msg=f"{name}: {feature}")
