@@ -57,7 +57,7 @@ def spectrum_pass(
     chroma_basis: np.ndarray,
     decibel_dct: np.ndarray,
     amin: float,
-    log_range: float,
+    top_db_ratio: float,
     power: np.ndarray,
     magnitude: np.ndarray,
     logs: np.ndarray,
@@ -66,40 +66,42 @@ def spectrum_pass(
     mfcc: np.ndarray,
 ) -> None:
     """From each row of interleaved (re, im) pairs (B, 2 · bins): mel bands, chroma and MFCCs, each skipped when
-    its output has no rows. ``power`` (bins,) is the frame's scratch; ``magnitude`` (B, bins) and ``logs``
-    (B, mels) feed the chroma filterbank (12, bins) and the DCT (20, mels, times 10 for decibels).
+    its output has no rows. ``power`` (4, bins) is the scratch of a block of four frames; ``magnitude``
+    (B, bins) and ``logs`` (B, mels) feed the chroma filterbank (12, bins) and the DCT (20, mels).
 
     Mel band ``m`` is the dot product of its nonzero weights ``mel_weights[mel_offsets[m]:mel_offsets[m + 1]]``
     with the power from bin ``mel_first[m]`` on: ~2 k multiply-adds per frame instead of the dense 131 k. MFCCs
-    clip log10 mel power ``log_range`` below each frame's peak (top_db / 10) and take the DCT, which carries the
-    dB factor; chroma rows are scaled to a peak of 1 unless the peak is below the dtype's smallest normal
-    number, as librosa's ``util.normalize`` leaves them.
+    clip mel power to ``top_db_ratio`` (10^(-top_db / 10)) of each frame's peak and at least ``amin``, take its
+    natural log and the DCT, which carries the decibel factor 10 / ln 10. Chroma rows are scaled to a peak of 1
+    unless the peak is below the dtype's smallest normal number, as librosa's ``util.normalize`` leaves them.
     """
-    n_bins = power.shape[0]
-    for b in range(spectrum.shape[0]):
-        pairs = spectrum[b]
-        for k in range(n_bins):
-            power[k] = pairs[2 * k] * pairs[2 * k] + pairs[2 * k + 1] * pairs[2 * k + 1]
-        if magnitude.shape[0] > 0:
+    n_frames, n_bins = spectrum.shape[0], power.shape[1]
+    for first in range(0, n_frames, 4):
+        block = range(first, min(first + 4, n_frames))
+        for b in block:
+            pairs, frame_power = spectrum[b], power[b - first]
             for k in range(n_bins):
-                magnitude[b, k] = math.sqrt(power[k])
-        if mel.shape[0] > 0:
-            for m in range(mel_first.shape[0]):
-                # Slices first: indexing them by the loop counter needs no negative-index check, so the dot
-                # product vectorises (indexing power[first + j] directly runs ~4x slower).
-                weights = mel_weights[mel_offsets[m] : mel_offsets[m + 1]]
-                band = power[mel_first[m] : mel_first[m] + weights.shape[0]]
-                total = weights[0] - weights[0]  # zero in the frames' dtype
-                for j in range(weights.shape[0]):
-                    total += weights[j] * band[j]
-                mel[b, m] = total
+                frame_power[k] = pairs[2 * k] * pairs[2 * k] + pairs[2 * k + 1] * pairs[2 * k + 1]
+            if magnitude.shape[0] > 0:
+                for k in range(n_bins):
+                    magnitude[b, k] = math.sqrt(frame_power[k])
+        if mel.shape[0] == 0:
+            continue
+        for m in range(mel_first.shape[0]):
+            weights = mel_weights[mel_offsets[m] : mel_offsets[m + 1]]
+            bins = slice(mel_first[m], mel_first[m] + weights.shape[0])
+            row0, row1, row2, row3 = rows4(power, 0, len(block) - 1, bins)
+            totals = dot4(weights, row0, row1, row2, row3)
+            for b in block:
+                mel[b, m] = totals[b - first]
         if logs.shape[0] > 0:
-            row = logs[b]
-            for m in range(row.shape[0]):
-                row[m] = math.log10(max(mel[b, m], amin))
-            floor = row.max() - log_range
-            for m in range(row.shape[0]):
-                row[m] = max(row[m], floor)
+            for b in block:
+                # power_to_db's clip top_db below the frame's peak, applied to the powers before the log (the same
+                # by monotonicity; one pass fewer). Natural logs: 2x faster than log10; the DCT carries 10 / ln 10.
+                row, bands = logs[b], mel[b]
+                floor = max(bands.max() * top_db_ratio, amin)
+                for m in range(row.shape[0]):
+                    row[m] = math.log(max(bands[m], floor))
     if mfcc.shape[0] > 0:
         project(logs, decibel_dct, mfcc)
     if chroma.shape[0] > 0:
@@ -113,19 +115,42 @@ def spectrum_pass(
 
 @numba.njit(cache=True, nogil=True, fastmath=FASTMATH)
 def project(rows: np.ndarray, basis: np.ndarray, out: np.ndarray) -> None:
-    """``out = rows @ basis.T`` for a short ``basis`` (n_out, width): each output a vectorised dot product.
+    """``out = rows @ basis.T`` for a short ``basis`` (n_out, width), four rows at a time (see ``dot4``).
 
-    Frames go in blocks of 4 so a basis row is read from L1 four times instead of streamed from L2 per frame
-    (the chroma basis is 49 KB). Not BLAS: numba's np.dot calls scipy's OpenBLAS, whose own threads fight
-    torch's for the two cores (10x slower per file at 2 threads).
+    Not BLAS: numba's np.dot calls scipy's OpenBLAS, whose own threads fight torch's for the two cores (10x
+    slower per file at 2 threads).
     """
-    for first in range(0, rows.shape[0], 4):
-        block = range(first, min(first + 4, rows.shape[0]))
+    last = rows.shape[0] - 1
+    for first in range(0, last + 1, 4):
         for c in range(basis.shape[0]):
-            weights = basis[c]
-            for b in block:
-                values = rows[b]
-                total = weights[0] - weights[0]  # zero in the frames' dtype
-                for k in range(weights.shape[0]):
-                    total += weights[k] * values[k]
-                out[b, c] = total
+            row0, row1, row2, row3 = rows4(rows, first, last, slice(0, basis.shape[1]))
+            totals = dot4(basis[c], row0, row1, row2, row3)
+            for offset in range(min(4, last + 1 - first)):
+                out[first + offset, c] = totals[offset]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def rows4(array: np.ndarray, first: int, last: int, columns: slice) -> tuple:
+    """Rows ``first`` to ``first + 3`` of ``array`` (those past ``last`` repeat it), restricted to ``columns``.
+
+    Repeating the last row of a short block sends every row through the same code, so a frame's values do not
+    depend on its position in the batch."""
+    return (
+        array[first, columns],
+        array[min(first + 1, last), columns],
+        array[min(first + 2, last), columns],
+        array[min(first + 3, last), columns],
+    )
+
+
+@numba.njit(cache=True, nogil=True, fastmath=FASTMATH, inline="always")
+def dot4(weights: np.ndarray, row0: np.ndarray, row1: np.ndarray, row2: np.ndarray, row3: np.ndarray) -> tuple:
+    """Four vectorised dot products with one pass over ``weights``: each weight is loaded once per four frames,
+    and the four sums hide each other's latency (1.5x faster than one frame at a time for chroma and mel)."""
+    total0 = total1 = total2 = total3 = weights[0] - weights[0]  # zero in the frames' dtype
+    for k in range(weights.shape[0]):
+        total0 += weights[k] * row0[k]
+        total1 += weights[k] * row1[k]
+        total2 += weights[k] * row2[k]
+        total3 += weights[k] * row3[k]
+    return total0, total1, total2, total3
