@@ -3,11 +3,13 @@
 import hydra
 from omegaconf import DictConfig
 
-from finser.run import run
-
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    # Imported here, after Hydra has composed the config: a wrong key or option fails in ~1 s, not after the
+    # ~5 s of torch and Lightning imports.
+    from finser.run import run
+
     metrics = run(cfg)
     return metrics.get(cfg.get("optimized_metric", ""))
 
