@@ -54,6 +54,16 @@ def test_gradients_stay_finite_on_zero_padded_frames(feature: str, arch: str) ->
 
 
 @pytest.mark.parametrize("feature", FEATURES)
+def test_spectral_fin_of_digital_silence_is_librosas(feature: str) -> None:
+    """Pauses and the study's zero padding are exact zeros: the FIN must give librosa's value there too."""
+    silence = torch.zeros(3, 2048)
+    with torch.no_grad():
+        predicted = spectral_fin(feature)(silence)
+    target = compute(feature, silence)
+    assert torch.allclose(predicted, target, rtol=1e-4, atol=1e-4 * max(1.0, float(target.abs().max()))), feature
+
+
+@pytest.mark.parametrize("feature", FEATURES)
 def test_study_topology_matches_the_papers_parameter_count(feature: str) -> None:
     net = study_fin(feature, convolutional=feature not in STUDY_DENSE)
     assert count_parameters(net) == pytest.approx(STUDY_PARAMETERS[feature], rel=0.10)

@@ -230,7 +230,8 @@ class SpectralChroma(FIN):
     parameter_groups = SpectralMel.parameter_groups
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        raw = self.mixer(self.atoms(frames).clamp_min(1e-20).sqrt())
+        # Exact zeros for silence, as librosa (a floor under the power gave every silent frame a full-scale pattern).
+        raw = self.mixer(sqrt_zero_safe(self.atoms(frames)))
         return raw / raw.amax(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
