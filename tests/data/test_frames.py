@@ -13,6 +13,7 @@ from finser.data.audio import AudioSpec
 from finser.data.cache import DecodedCache
 from finser.data.frames import CachedFrameSet, EpochSampler, FrameDataModule, FrameSet
 from finser.data.labels import Clip
+from finser.errors import FinserError
 
 from .conftest import write_wav
 
@@ -109,7 +110,8 @@ def test_data_module_loaders_yield_the_per_item_batches(
     for epoch in (0, 1):
         loader = module.train_dataloader()
         loader.sampler.set_epoch(epoch)
-        order = BatchSampler(EpochSampler(len(train), 3), 16, drop_last=False)
+        block = module.disk_run_frames if "train" in on_disk else 1
+        order = BatchSampler(EpochSampler(len(train), 3, block=block), 16, drop_last=False)
         order.sampler.set_epoch(epoch)
         batches = list(loader)
         assert len(batches) == len(order) > 1
@@ -118,3 +120,26 @@ def test_data_module_loaders_yield_the_per_item_batches(
     for name, loader in [("val", module.val_dataloader()), ("test", module.test_dataloader()[0])]:
         frames = module.sets[name]
         assert torch.equal(torch.cat(list(loader)), one_by_one(frames, list(range(len(frames)))))
+
+
+def test_a_block_sampler_shuffles_runs_of_consecutive_items_each_once_per_epoch() -> None:
+    n_items, block = 103, 8  # 12 whole blocks and a short one of 7
+    sampler = EpochSampler(n_items, seed=3, block=block)
+    orders = []
+    for epoch in (0, 1):
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        assert sorted(order) == list(range(n_items))
+        position, block_starts = 0, []
+        while position < n_items:
+            start = order[position]
+            length = min(block, n_items - start)
+            assert start % block == 0 and order[position : position + length] == list(range(start, start + length))
+            block_starts.append(start)
+            position += length
+        assert block_starts != sorted(block_starts), "the blocks are shuffled"
+        assert order == list(sampler), "the order depends on (seed, epoch) alone"
+        orders.append(order)
+    assert orders[0] != orders[1]
+    with pytest.raises(FinserError, match="block"):
+        EpochSampler(10, seed=0, weights=torch.ones(10), block=4)

@@ -186,10 +186,13 @@ class DecodedCache:
         return self.read_entry(self.entries[self.key(path)], start, stop)
 
     def read_entry(self, entry: Entry, start: int = 0, stop: int | None = None) -> np.ndarray:
+        return np.frombuffer(self.read_bytes(entry, start, stop), dtype=np.float32).copy()
+
+    def read_bytes(self, entry: Entry, start: int = 0, stop: int | None = None) -> bytes:
+        """Samples ``start:stop`` of one entry as raw float32 bytes: one ``pread``, no array."""
         stop = entry.length if stop is None else min(stop, entry.length)
         position = self._data_offsets[entry.shard] + BYTES * (entry.offset + start)
-        raw = os.pread(self._fd(entry.shard), BYTES * (stop - start), position)
-        return np.frombuffer(raw, dtype=np.float32).copy()
+        return os.pread(self._fd(entry.shard), BYTES * (stop - start), position)
 
     def signal(self, path: str) -> np.ndarray:
         """One whole entry, checked against its crc32; a damaged entry is rebuilt and written to a new shard."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
@@ -62,11 +61,15 @@ class EpochSampler(Sampler[int]):
 
     Lightning calls ``set_epoch`` before every epoch (through its DDP wrapper too), so a run resumed with
     ``ckpt_path=last`` sees the very batches the uninterrupted run saw; torch's RandomSampler would draw from the
-    global generator, whose state at that point differs after a restart.
+    global generator, whose state at that point differs after a restart. ``block`` > 1 shuffles runs of that many
+    consecutive items instead of single ones (every item still once per epoch): frames served from disk then come
+    in runs of touching frames, one read each.
     """
 
-    def __init__(self, n_items: int, seed: int, weights: torch.Tensor | None = None) -> None:
-        self.n_items, self.seed, self.weights, self.epoch = n_items, seed, weights, 0
+    def __init__(self, n_items: int, seed: int, weights: torch.Tensor | None = None, block: int = 1) -> None:
+        if block < 1 or (weights is not None and block > 1):
+            raise FinserError(f"EpochSampler: block must be >= 1, and 1 with weights (got {block})")
+        self.n_items, self.seed, self.weights, self.block, self.epoch = n_items, seed, weights, block, 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -76,9 +79,12 @@ class EpochSampler(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        if self.weights is None:
-            return iter(torch.randperm(self.n_items, generator=generator).tolist())
-        return iter(torch.multinomial(self.weights.double(), self.n_items, True, generator=generator).tolist())
+        if self.weights is not None:
+            return iter(torch.multinomial(self.weights.double(), self.n_items, True, generator=generator).tolist())
+        n_blocks = -(-self.n_items // self.block)
+        starts = torch.randperm(n_blocks, generator=generator) * self.block
+        order = (starts[:, None] + torch.arange(self.block)).flatten()
+        return iter(order[order < self.n_items].tolist())
 
 
 def stacked(batch: torch.Tensor) -> torch.Tensor:
@@ -150,25 +156,28 @@ class CachedFrameSet(FrameSet):
         return torch.from_numpy(self.cache.read_entry(self.entries[clip], start, start + N_FFT))
 
     def __getitems__(self, indices: Sequence[int]) -> torch.Tensor:
-        """Frames ``indices`` as one (B, 2048) tensor, filled with one read per run of touching frames of a clip.
+        """Frames ``indices`` as one (B, 2048) tensor: one read per run of touching frames of a clip, one gather.
 
-        Frames overlap (hop 512): an in-order batch (validation, test) reads each clip's span once, 1/4 of the bytes
-        of per-frame reads; a shuffled batch reads one frame per run, as before, minus the per-item tensors.
+        Frames overlap (hop 512): an in-order batch (validation, test), or a training batch of shuffled runs
+        (``FrameDataModule.disk_run_frames``), reads each run's span once, 1/4 of the bytes of per-frame reads.
+        The spans go back to back into one buffer, of which every frame is a window.
         """
         rows = self.index.index_select(0, torch.as_tensor(indices, dtype=torch.long)).numpy()
         order = np.lexsort((rows[:, 1], rows[:, 0]))
         clips, starts = rows[order, 0], rows[order, 1]
         # A run ends where the clip changes or the next frame starts after this one ends.
         breaks = np.flatnonzero((np.diff(clips) != 0) | (np.diff(starts) > N_FFT)) + 1
-        out = np.empty((len(rows), N_FFT), dtype=np.float32)
-        for low, high in itertools.pairwise([0, *breaks.tolist(), len(rows)]):
-            first, last = int(starts[low]), int(starts[high - 1])
-            span = self.cache.read_entry(self.entries[clips[low]], first, last + N_FFT)
-            if high - low == 1:
-                out[order[low]] = span
-            else:
-                out[order[low:high]] = np.lib.stride_tricks.sliding_window_view(span, N_FFT)[starts[low:high] - first]
-        return torch.from_numpy(out)
+        lows, highs = np.concatenate([[0], breaks]), np.concatenate([breaks, [len(rows)]])
+        firsts, lasts = starts[lows], starts[highs - 1]
+        spans = [
+            self.cache.read_bytes(self.entries[clip], first, last + N_FFT)
+            for clip, first, last in zip(clips[lows].tolist(), firsts.tolist(), lasts.tolist(), strict=True)
+        ]
+        run_offsets = np.concatenate([[0], np.cumsum(lasts + N_FFT - firsts)[:-1]])
+        positions = np.empty(len(rows), dtype=np.int64)
+        positions[order] = starts + np.repeat(run_offsets - firsts, highs - lows)
+        samples = torch.frombuffer(bytearray(b"".join(spans)), dtype=torch.float32)
+        return samples.unfold(0, N_FFT, 1).index_select(0, torch.from_numpy(positions))
 
 
 def named_sets(clips: Sequence[Clip], eval_clips: Mapping[str, Sequence[Clip]]) -> dict[str, list[Clip]]:
@@ -210,9 +219,11 @@ class FrameDataModule(L.LightningDataModule):
         augment_seed: int = 0,
         seed: int = 0,
         ram_budget_mb: float = 1024,
+        disk_run_frames: int = 16,
     ) -> None:
         """``audio`` crops and band-limits (None: full length, as decoded); ``cache_dir`` decodes into a cache on
-        disk, and sets beyond ``ram_budget_mb`` are served from it (full scale); ``seed`` orders each epoch's
+        disk, and sets beyond ``ram_budget_mb`` are served from it (full scale), shuffled in runs of
+        ``disk_run_frames`` touching frames (one read each; 1: frame by frame); ``seed`` orders each epoch's
         frames."""
         super().__init__()
         self.clips = split(clips)
@@ -221,6 +232,7 @@ class FrameDataModule(L.LightningDataModule):
         self.augment_seed = augment_seed
         self.seed = seed
         self.ram_left_mb = ram_budget_mb
+        self.disk_run_frames = disk_run_frames
         self.eval_clips = dict(eval_clips or {})
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -247,10 +259,12 @@ class FrameDataModule(L.LightningDataModule):
         return FrameSet([self.cache.signal(path) for path in paths])
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
+        frames = self.sets[name]
+        block = self.disk_run_frames if isinstance(frames, CachedFrameSet) else 1
         return DataLoader(
-            self.sets[name],
+            frames,
             batch_size=self.batch_size,
-            sampler=EpochSampler(len(self.sets[name]), self.seed) if shuffle else None,
+            sampler=EpochSampler(len(frames), self.seed, block=block) if shuffle else None,
             collate_fn=stacked,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
