@@ -697,8 +697,9 @@ def training_markdown(result: dict) -> str:
             "",
             "FIN data loading alone (default synthetic corpus, batch 256, `EpochSampler` order, torch at 1 thread, "
             "best epoch of several). Batched: the module's DataLoader, one `__getitems__` per batch (a row gather "
-            "from the signal's window view in RAM; from the cache one `os.pread` per run of touching frames into one "
-            "(256, 2048) array). Per-item: 256 `__getitem__` calls and `default_collate`, as before.\n",
+            "from the signal's window view in RAM; from the cache on disk, where the train order shuffles runs of "
+            "`disk_run_frames` = 16 touching frames, one `os.pread` per run and one gather from the spans). Per-item: "
+            "256 `__getitem__` calls and `default_collate`, one frame per read, as before.\n",
             table(loading_header, loading_rows),
             "",
             "SER training steps (batch 32 clips of 2.5 s, conv1d head, forward + backward + Adam):\n",
