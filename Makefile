@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 # The CPU wheel on this machine's disk; a GPU user passes e.g. TORCH="torch==2.13.0 --index-url ...".
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+# pytest workers for `make test`: the suite is mostly train.py subprocesses, ~8 min on one core of two, ~4 on both.
+TEST_WORKERS ?= 2
 
 .PHONY: install train test bench reproduce reproduce-quick report lint clean
 
@@ -25,7 +27,7 @@ train: $(STAMP)
 	$(BIN)/python train.py $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 reproduce: $(STAMP)
 	env $(REPRODUCE_VARS) PYTHON=$(BIN)/python bash scripts/reproduce.sh
