@@ -122,8 +122,8 @@ def project(rows: np.ndarray, basis: np.ndarray, out: np.ndarray) -> None:
     """
     last = rows.shape[0] - 1
     for first in range(0, last + 1, 4):
+        row0, row1, row2, row3 = rows4(rows, first, last, slice(0, basis.shape[1]))
         for c in range(basis.shape[0]):
-            row0, row1, row2, row3 = rows4(rows, first, last, slice(0, basis.shape[1]))
             totals = dot4(basis[c], row0, row1, row2, row3)
             for offset in range(min(4, last + 1 - first)):
                 out[first + offset, c] = totals[offset]

@@ -134,27 +134,27 @@ def rms(frames: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(frames, dim=-1, keepdim=True) / math.sqrt(N_FFT)
 
 
-def mfcc_from_melspec(mel: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+def mfcc_from_melspec(mel: torch.Tensor) -> torch.Tensor:
     """power_to_db(top_db=80, relative to each frame's own maximum), then DCT-II ortho, 20 coefficients.
 
     top_db clipping is relative to the frame's own maximum: computed per frame, not per file. The powers are
     clipped before the log (the same by monotonicity), whose decibel factor the DCT matrix carries.
     """
     floor = torch.clamp_min(mel.amax(dim=-1, keepdim=True) * TOP_DB_RATIO, AMIN)
-    return torch.mm(torch.maximum(mel, floor).log(), _decibel_dct(mel.device, mel.dtype).T, out=out)
+    return torch.maximum(mel, floor).log() @ _decibel_dct(mel.device, mel.dtype).T
 
 
-def chroma_from_magnitude(magnitude: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+def chroma_from_magnitude(magnitude: torch.Tensor) -> torch.Tensor:
     """librosa.feature.chroma_stft(S=|STFT|, sr=22050, tuning=0.0) per frame, scaled to a maximum of 1.
 
     From the magnitude STFT, as the study and its baseline; tuning fixed at 0.0 so the target depends on the
     window alone (the study left it to be re-estimated per call).
     """
-    raw = torch.mm(magnitude, chroma_filterbank(magnitude.device, magnitude.dtype).T, out=out)
+    raw = magnitude @ chroma_filterbank(magnitude.device, magnitude.dtype).T
     peak = raw.amax(dim=-1, keepdim=True)  # weights and magnitudes are >= 0: the max is the max of |raw|
     # util.normalize leaves frames whose norm is below the dtype's smallest normal number unscaled.
     peak = torch.where(peak < torch.finfo(magnitude.dtype).tiny, 1.0, peak)
-    return raw / peak if out is None else raw.div_(peak)
+    return raw / peak
 
 
 def check_feature(feature: str) -> None:
@@ -197,7 +197,8 @@ def _compute_in_torch(frames: torch.Tensor, features: tuple[str, ...]) -> dict[s
     if {"chroma", "mfcc", "melspec"} & wanted:
         power = power_spectrum(frames)
         values["melspec"] = power @ mel_filterbank(frames.device, frames.dtype).T
-        values["mfcc"] = mfcc_from_melspec(values["melspec"])
+        if "mfcc" in wanted:
+            values["mfcc"] = mfcc_from_melspec(values["melspec"])
         if "chroma" in wanted:
             values["chroma"] = chroma_from_magnitude(power.sqrt())
     return values
@@ -219,9 +220,10 @@ class _KernelConstants(NamedTuple):
 
 @lru_cache(maxsize=2)
 def _kernel_constants(dtype: torch.dtype) -> _KernelConstants:
-    scalar = np.dtype(str(dtype).removeprefix("torch.")).type
+    window = _window(CPU, dtype).numpy()
+    scalar = window.dtype.type
     return _KernelConstants(
-        _window(CPU, dtype).numpy(),
+        window,
         scalar(-ZCR_THRESHOLD),
         *mel_bands(dtype),
         chroma_filterbank(CPU, dtype).numpy(),
