@@ -25,8 +25,10 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
+Result = TypeVar("Result")
 THREADS = 2
 BASELINE_REV = "56aec3a"  # the foundation commit: the first, unoptimised torch features
 STUDY = {  # paper.md: the study's FINs (parameters, multiply-accumulates per frame) and test R²
@@ -57,6 +59,23 @@ def best_time(function: Callable[[], object], repeats: int) -> float:
         function()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def side_by_side(contenders: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Seconds of each contender's fastest call, the contenders taking turns ``repeats`` times.
+
+    The VM's speed drifts by ±30% within minutes, so rates measured one after the other can differ by more than
+    the speed-up they compare; taking turns exposes every contender to the same drift. Each turn starts with an
+    untimed call, as a loop over files would have run one just before (caches, thread pools, allocator).
+    """
+    best = dict.fromkeys(contenders, float("inf"))
+    for _ in range(repeats):
+        for name, contender in contenders.items():
+            contender()
+            start = time.perf_counter()
+            contender()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
 
 
 def fmt(value: float, digits: int = 3) -> str:
@@ -189,7 +208,7 @@ def librosa_one_feature(feature: str, signal):
     return librosa.feature.melspectrogram(y=signal, sr=SAMPLE_RATE, **common)
 
 
-def at_threads(threads: int, function: Callable[[], float]) -> float:
+def at_threads(threads: int, function: Callable[[], Result]) -> Result:
     """``function()`` with torch's intra-op pool at ``threads``, restored afterwards."""
     import torch
 
@@ -214,34 +233,35 @@ def bench_features(clips: list, repeats: int, n_per_frame: int, baseline, label:
     frames_np = batch.numpy()
     subset = frames_np[:: max(1, n_frames // n_per_frame)][:n_per_frame]
 
-    def rate(function: Callable[[], object], count: int = n_frames, repeats_here: int = repeats) -> float:
-        return count / best_time(function, repeats_here)
+    def rates(contenders: dict[str, Callable[[], object]]) -> dict[str, dict]:
+        """frames/s of each contender taking turns, with torch at 2 threads (the benchmark's setting) and at 1
+        (immune to other work on the second core); librosa runs on one thread either way."""
+        two = side_by_side(contenders, repeats)
+        one = at_threads(1, lambda: side_by_side(contenders, repeats))
+        return {name: {"frames_per_s": n_frames / two[name], "frames_per_s_1_thread": n_frames / one[name]}
+                for name in contenders}  # fmt: skip
 
-    def rates(function: Callable[[], object]) -> dict:
-        """frames/s with torch at 2 threads (the benchmark's setting) and at 1 (immune to a busy second core)."""
-        return {"frames_per_s": rate(function), "frames_per_s_1_thread": at_threads(1, lambda: rate(function))}
-
-    rows: dict[str, dict] = {}
-    rows["finser compute_all, per file"] = rates(lambda: [features.compute_all(f) for f in per_file])
-    rows[f"finser compute_all, one batch of {n_frames:,} frames"] = rates(lambda: features.compute_all(batch))
-    if baseline is not None:
-        rows[f"before ({label}) compute_all, per file"] = rates(lambda: [baseline.compute_all(f) for f in per_file])
-        rows[f"before ({label}) compute_all, one batch"] = rates(lambda: baseline.compute_all(batch))
     per_file_name, per_frame_name = (
         "librosa per file (one shared STFT)",
         "librosa per 2048-sample frame (the study's way)",
     )
-    rows[per_file_name] = {
-        "frames_per_s": rate(lambda: [librosa_per_file(clip) for clip in clips], repeats_here=max(2, repeats // 2))
+    contenders = {
+        "finser compute_all, per file": lambda: [features.compute_all(f) for f in per_file],
+        f"finser compute_all, one batch of {n_frames:,} frames": lambda: features.compute_all(batch),
     }
-    rows[per_frame_name] = {
-        "frames_per_s": rate(lambda: [features.reference_features(f) for f in subset], len(subset), 2)
-    }
-    librosa_file, librosa_frame = rows[per_file_name]["frames_per_s"], rows[per_frame_name]["frames_per_s"]
+    if baseline is not None:
+        contenders[f"before ({label}) compute_all, per file"] = lambda: [baseline.compute_all(f) for f in per_file]
+        contenders[f"before ({label}) compute_all, one batch"] = lambda: baseline.compute_all(batch)
+    contenders[per_file_name] = lambda: [librosa_per_file(clip) for clip in clips]
+    rows = rates(contenders)
+    frame_time = side_by_side({per_frame_name: lambda: [features.reference_features(f) for f in subset]}, 2)
+    librosa_frame = len(subset) / frame_time[per_frame_name]
+    rows[per_frame_name] = {"frames_per_s": librosa_frame, "frames_per_s_1_thread": librosa_frame}
+    librosa_file = rows[per_file_name]
     for row in rows.values():
-        row.setdefault("frames_per_s_1_thread", row["frames_per_s"])  # librosa runs on one thread either way
         for suffix in ("", "_1_thread"):
-            row["vs_librosa_per_file" + suffix] = row["frames_per_s" + suffix] / librosa_file
+            # Each column against librosa's rate in the same turns.
+            row["vs_librosa_per_file" + suffix] = row["frames_per_s" + suffix] / librosa_file["frames_per_s" + suffix]
             row["vs_librosa_per_frame" + suffix] = row["frames_per_s" + suffix] / librosa_frame
 
     # Agreement with librosa's per-frame values (the tests' tolerance is 1e-3 of each feature's scale).
@@ -254,24 +274,27 @@ def bench_features(clips: list, repeats: int, n_per_frame: int, baseline, label:
 
     alone = {}
     for name in features.FEATURES:
-        finser_rates = rates(lambda name=name: [features.compute(name, f) for f in per_file])
-        librosa_rate = rate(
-            lambda name=name: [librosa_one_feature(name, clip) for clip in clips], repeats_here=max(2, repeats // 2)
-        )
-        alone[name] = {
-            "finser_frames_per_s": finser_rates["frames_per_s"],
-            "finser_frames_per_s_1_thread": finser_rates["frames_per_s_1_thread"],
-            "librosa_frames_per_s": librosa_rate,
+        one_feature = {
+            "finser": lambda name=name: [features.compute(name, f) for f in per_file],
+            "librosa": lambda name=name: [librosa_one_feature(name, clip) for clip in clips],
         }
         if baseline is not None:
-            before = rates(lambda name=name: [baseline.compute(name, f) for f in per_file])
-            alone[name]["before_frames_per_s"] = before["frames_per_s"]
-            alone[name]["before_frames_per_s_1_thread"] = before["frames_per_s_1_thread"]
+            one_feature["before"] = lambda name=name: [baseline.compute(name, f) for f in per_file]
+        measured = rates(one_feature)
+        alone[name] = {
+            "finser_frames_per_s": measured["finser"]["frames_per_s"],
+            "finser_frames_per_s_1_thread": measured["finser"]["frames_per_s_1_thread"],
+            "librosa_frames_per_s": measured["librosa"]["frames_per_s"],
+        }
+        if baseline is not None:
+            alone[name]["before_frames_per_s"] = measured["before"]["frames_per_s"]
+            alone[name]["before_frames_per_s_1_thread"] = measured["before"]["frames_per_s_1_thread"]
     return {
         "before_label": label,
         "n_files": len(clips),
         "n_frames": n_frames,
         "n_per_frame": len(subset),
+        "repeats": repeats,
         "all_five": rows,
         "alone": alone,
         "max_error_over_scale": agreement,
@@ -299,7 +322,9 @@ def features_markdown(result: dict) -> str:
         f"All five features (162 values per frame) of {result['n_files']} generated speech-like clips of 2.5 s "
         f"({result['n_frames']:,} frames, center=False); per-frame librosa on {result['n_per_frame']} of them. "
         "librosa runs on one thread either way; the 1-thread columns (torch's FFT on one thread; the compiled "
-        "passes always run on one) are immune to other work on the second core.\n",
+        "passes always run on one) are immune to other work on the second core. The contenders take turns (best of "
+        f"{result['repeats']} turns each, per thread setting), and each ratio is against librosa's rate in the same "
+        "turns, so a drift of the machine's speed hits both sides alike.\n",
         table(header, rows),
         "",
         "Each feature alone, per file (`compute(feature, frames)` vs that feature's own librosa call):\n",
