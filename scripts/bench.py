@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,21 +62,27 @@ def best_time(function: Callable[[], object], repeats: int) -> float:
     return min(times)
 
 
-def side_by_side(contenders: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Seconds of each contender's fastest call, the contenders taking turns ``repeats`` times.
+def side_by_side(contenders: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Seconds of each contender's call in each of ``repeats`` turns, the contenders taking turns.
 
     The VM's speed drifts by ±30% within minutes, so rates measured one after the other can differ by more than
-    the speed-up they compare; taking turns exposes every contender to the same drift. Each turn starts with an
-    untimed call, as a loop over files would have run one just before (caches, thread pools, allocator).
+    the speed-up they compare; calls in the same turn run seconds apart and see the same speed, so the ratio of
+    two contenders is taken turn by turn. Each turn starts with an untimed call, as a loop over files would have
+    run one just before (caches, thread pools, allocator).
     """
-    best = dict.fromkeys(contenders, float("inf"))
+    seconds: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(repeats):
         for name, contender in contenders.items():
             contender()
             start = time.perf_counter()
             contender()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
+            seconds[name].append(time.perf_counter() - start)
+    return seconds
+
+
+def paired_ratios(seconds: list[float], reference: list[float]) -> list[float]:
+    """How many times faster than ``reference`` each turn was, sorted (see ``side_by_side``)."""
+    return sorted(theirs / ours for ours, theirs in zip(seconds, reference, strict=True))
 
 
 def fmt(value: float, digits: int = 3) -> str:
@@ -233,13 +240,20 @@ def bench_features(clips: list, repeats: int, n_per_frame: int, baseline, label:
     frames_np = batch.numpy()
     subset = frames_np[:: max(1, n_frames // n_per_frame)][:n_per_frame]
 
-    def rates(contenders: dict[str, Callable[[], object]]) -> dict[str, dict]:
-        """frames/s of each contender taking turns, with torch at 2 threads (the benchmark's setting) and at 1
-        (immune to other work on the second core); librosa runs on one thread either way."""
-        two = side_by_side(contenders, repeats)
-        one = at_threads(1, lambda: side_by_side(contenders, repeats))
-        return {name: {"frames_per_s": n_frames / two[name], "frames_per_s_1_thread": n_frames / one[name]}
-                for name in contenders}  # fmt: skip
+    def rates(contenders: dict[str, Callable[[], object]], reference: str) -> dict[str, dict]:
+        """frames/s of each contender (its fastest turn) and its speed-up over ``reference`` (the median of the
+        turns' ratios, and their range), with torch at 2 threads (the benchmark's setting) and at 1 (immune to
+        other work on the second core); librosa runs on one thread either way."""
+        measured = {}
+        for suffix, threads in (("", THREADS), ("_1_thread", 1)):
+            seconds = at_threads(threads, lambda: side_by_side(contenders, repeats))
+            for name, turns in seconds.items():
+                ratios = paired_ratios(turns, seconds[reference])
+                row = measured.setdefault(name, {})
+                row["frames_per_s" + suffix] = n_frames / min(turns)
+                row["vs_reference" + suffix] = statistics.median(ratios)
+                row["vs_reference_range" + suffix] = (ratios[0], ratios[-1])
+        return measured
 
     per_file_name, per_frame_name = (
         "librosa per file (one shared STFT)",
@@ -253,15 +267,19 @@ def bench_features(clips: list, repeats: int, n_per_frame: int, baseline, label:
         contenders[f"before ({label}) compute_all, per file"] = lambda: [baseline.compute_all(f) for f in per_file]
         contenders[f"before ({label}) compute_all, one batch"] = lambda: baseline.compute_all(batch)
     contenders[per_file_name] = lambda: [librosa_per_file(clip) for clip in clips]
-    rows = rates(contenders)
+    rows = rates(contenders, per_file_name)
     frame_time = side_by_side({per_frame_name: lambda: [features.reference_features(f) for f in subset]}, 2)
-    librosa_frame = len(subset) / frame_time[per_frame_name]
-    rows[per_frame_name] = {"frames_per_s": librosa_frame, "frames_per_s_1_thread": librosa_frame}
+    librosa_frame = len(subset) / min(frame_time[per_frame_name])
     librosa_file = rows[per_file_name]
+    rows[per_frame_name] = {"frames_per_s": librosa_frame, "frames_per_s_1_thread": librosa_frame}
+    for suffix in ("", "_1_thread"):
+        ratio = librosa_frame / librosa_file["frames_per_s" + suffix]
+        rows[per_frame_name] |= {"vs_reference" + suffix: ratio, "vs_reference_range" + suffix: (ratio, ratio)}
     for row in rows.values():
         for suffix in ("", "_1_thread"):
-            # Each column against librosa's rate in the same turns.
-            row["vs_librosa_per_file" + suffix] = row["frames_per_s" + suffix] / librosa_file["frames_per_s" + suffix]
+            row["vs_librosa_per_file" + suffix] = row.pop("vs_reference" + suffix)
+            row["vs_librosa_per_file_range" + suffix] = row.pop("vs_reference_range" + suffix)
+            # Per-frame librosa is ~100x slower than per file: a drift of the VM's speed does not change its verdict.
             row["vs_librosa_per_frame" + suffix] = row["frames_per_s" + suffix] / librosa_frame
 
     # Agreement with librosa's per-frame values (the tests' tolerance is 1e-3 of each feature's scale).
@@ -280,11 +298,13 @@ def bench_features(clips: list, repeats: int, n_per_frame: int, baseline, label:
         }
         if baseline is not None:
             one_feature["before"] = lambda name=name: [baseline.compute(name, f) for f in per_file]
-        measured = rates(one_feature)
+        measured = rates(one_feature, "librosa")
         alone[name] = {
             "finser_frames_per_s": measured["finser"]["frames_per_s"],
             "finser_frames_per_s_1_thread": measured["finser"]["frames_per_s_1_thread"],
             "librosa_frames_per_s": measured["librosa"]["frames_per_s"],
+            "vs_librosa": measured["finser"]["vs_reference"],
+            "vs_librosa_1_thread": measured["finser"]["vs_reference_1_thread"],
         }
         if baseline is not None:
             alone[name]["before_frames_per_s"] = measured["before"]["frames_per_s"]
@@ -301,15 +321,22 @@ def bench_features(clips: list, repeats: int, n_per_frame: int, baseline, label:
     }
 
 
+def speed_up(median: float, extremes: tuple[float, float]) -> str:
+    """A median speed-up and the range of the turns' ratios, e.g. "12.0× (9.8–13.1)"; no range when they agree."""
+    low, high = extremes
+    spread = f" ({fmt(low)}–{fmt(high)})" if fmt(low) != fmt(high) else ""
+    return f"{fmt(median)}×{spread}"
+
+
 def features_markdown(result: dict) -> str:
     rows = [
         [
             name,
             fmt(row["frames_per_s"]),
-            fmt(row["vs_librosa_per_file"]) + "×",
+            speed_up(row["vs_librosa_per_file"], row["vs_librosa_per_file_range"]),
             fmt(row["vs_librosa_per_frame"]) + "×",
             fmt(row["frames_per_s_1_thread"]),
-            fmt(row["vs_librosa_per_file_1_thread"]) + "×",
+            speed_up(row["vs_librosa_per_file_1_thread"], row["vs_librosa_per_file_range_1_thread"]),
             fmt(row["vs_librosa_per_frame_1_thread"]) + "×",
         ]
         for name, row in result["all_five"].items()
@@ -322,9 +349,10 @@ def features_markdown(result: dict) -> str:
         f"All five features (162 values per frame) of {result['n_files']} generated speech-like clips of 2.5 s "
         f"({result['n_frames']:,} frames, center=False); per-frame librosa on {result['n_per_frame']} of them. "
         "librosa runs on one thread either way; the 1-thread columns (torch's FFT on one thread; the compiled "
-        "passes always run on one) are immune to other work on the second core. The contenders take turns (best of "
-        f"{result['repeats']} turns each, per thread setting), and each ratio is against librosa's rate in the same "
-        "turns, so a drift of the machine's speed hits both sides alike.\n",
+        "passes always run on one) are immune to other work on the second core. The contenders take turns "
+        f"({result['repeats']} turns per thread setting): frames/s is each one's fastest turn; a speed-up over librosa "
+        "per file is the median of the turns' ratios (range in brackets), each ratio of two calls seconds apart, "
+        "so a drift of the machine's speed hits both sides alike.\n",
         table(header, rows),
         "",
         "Each feature alone, per file (`compute(feature, frames)` vs that feature's own librosa call):\n",
@@ -336,7 +364,7 @@ def features_markdown(result: dict) -> str:
     for name, row in result["alone"].items():
         two, one = row["finser_frames_per_s"], row["finser_frames_per_s_1_thread"]
         cells = [name, f"{fmt(two)} / {fmt(one)}", fmt(row["librosa_frames_per_s"])]
-        cells.append(f"{fmt(two / row['librosa_frames_per_s'])}× / {fmt(one / row['librosa_frames_per_s'])}×")
+        cells.append(f"{fmt(row['vs_librosa'])}× / {fmt(row['vs_librosa_1_thread'])}×")
         if before:
             before_two, before_one = row["before_frames_per_s"], row["before_frames_per_s_1_thread"]
             cells += [f"{fmt(before_two)} / {fmt(before_one)}", f"{fmt(two / before_two)}× / {fmt(one / before_one)}×"]
