@@ -4,7 +4,8 @@
 
 Every ratio is measured side by side in one run, on the same inputs, with the same threads (torch, MKL, OpenMP and
 numba at 2): each timing is the best of several repeats, so other work on the machine inflates numbers rather than
-deflates them. Writes ``bench.md`` (the tables) and ``bench.json`` (the same numbers) under ``--out``.
+deflates them; the features' speed-ups over librosa are medians of ratios taken turn by turn (``side_by_side``).
+Writes ``bench.md`` (the tables) and ``bench.json`` (the same numbers) under ``--out``.
 
 Sections: (1) exact features (``finser.features``) vs librosa per file and per 2048-sample frame, plus
 the torch code of ``--baseline-rev`` (the first, unoptimised version) for before/after; (2) each FIN's parameters,
@@ -240,10 +241,11 @@ def bench_features(clips: list, repeats: int, n_per_frame: int, baseline, label:
     frames_np = batch.numpy()
     subset = frames_np[:: max(1, n_frames // n_per_frame)][:n_per_frame]
 
-    def rates(contenders: dict[str, Callable[[], object]], reference: str) -> dict[str, dict]:
-        """frames/s of each contender (its fastest turn) and its speed-up over ``reference`` (the median of the
-        turns' ratios, and their range), with torch at 2 threads (the benchmark's setting) and at 1 (immune to
-        other work on the second core); librosa runs on one thread either way."""
+    def rates(contenders: dict[str, Callable[[], object]], reference: str, key: str) -> dict[str, dict]:
+        """frames/s of each contender (its fastest turn) and, under ``key``, its speed-up over ``reference`` (the
+        median of the turns' ratios, and their range under ``key + "_range"``), with torch at 2 threads (the
+        benchmark's setting) and at 1 (immune to other work on the second core); librosa runs on one thread
+        either way."""
         measured = {}
         for suffix, threads in (("", THREADS), ("_1_thread", 1)):
             seconds = at_threads(threads, lambda: side_by_side(contenders, repeats))
@@ -251,8 +253,8 @@ def bench_features(clips: list, repeats: int, n_per_frame: int, baseline, label:
                 ratios = paired_ratios(turns, seconds[reference])
                 row = measured.setdefault(name, {})
                 row["frames_per_s" + suffix] = n_frames / min(turns)
-                row["vs_reference" + suffix] = statistics.median(ratios)
-                row["vs_reference_range" + suffix] = (ratios[0], ratios[-1])
+                row[key + suffix] = statistics.median(ratios)
+                row[key + "_range" + suffix] = (ratios[0], ratios[-1])
         return measured
 
     per_file_name, per_frame_name = (
@@ -267,19 +269,18 @@ def bench_features(clips: list, repeats: int, n_per_frame: int, baseline, label:
         contenders[f"before ({label}) compute_all, per file"] = lambda: [baseline.compute_all(f) for f in per_file]
         contenders[f"before ({label}) compute_all, one batch"] = lambda: baseline.compute_all(batch)
     contenders[per_file_name] = lambda: [librosa_per_file(clip) for clip in clips]
-    rows = rates(contenders, per_file_name)
-    frame_time = side_by_side({per_frame_name: lambda: [features.reference_features(f) for f in subset]}, 2)
-    librosa_frame = len(subset) / min(frame_time[per_frame_name])
-    librosa_file = rows[per_file_name]
+    rows = rates(contenders, per_file_name, "vs_librosa_per_file")
+    # Per-frame librosa is ~100x slower than per file: a drift of the VM's speed does not change its verdict.
+    librosa_frame = len(subset) / best_time(lambda: [features.reference_features(f) for f in subset], 2)
     rows[per_frame_name] = {"frames_per_s": librosa_frame, "frames_per_s_1_thread": librosa_frame}
     for suffix in ("", "_1_thread"):
-        ratio = librosa_frame / librosa_file["frames_per_s" + suffix]
-        rows[per_frame_name] |= {"vs_reference" + suffix: ratio, "vs_reference_range" + suffix: (ratio, ratio)}
+        ratio = librosa_frame / rows[per_file_name]["frames_per_s" + suffix]
+        rows[per_frame_name] |= {
+            "vs_librosa_per_file" + suffix: ratio,
+            "vs_librosa_per_file_range" + suffix: (ratio, ratio),
+        }
     for row in rows.values():
         for suffix in ("", "_1_thread"):
-            row["vs_librosa_per_file" + suffix] = row.pop("vs_reference" + suffix)
-            row["vs_librosa_per_file_range" + suffix] = row.pop("vs_reference_range" + suffix)
-            # Per-frame librosa is ~100x slower than per file: a drift of the VM's speed does not change its verdict.
             row["vs_librosa_per_frame" + suffix] = row["frames_per_s" + suffix] / librosa_frame
 
     # Agreement with librosa's per-frame values (the tests' tolerance is 1e-3 of each feature's scale).
@@ -298,13 +299,13 @@ def bench_features(clips: list, repeats: int, n_per_frame: int, baseline, label:
         }
         if baseline is not None:
             one_feature["before"] = lambda name=name: [baseline.compute(name, f) for f in per_file]
-        measured = rates(one_feature, "librosa")
+        measured = rates(one_feature, "librosa", "vs_librosa")
         alone[name] = {
             "finser_frames_per_s": measured["finser"]["frames_per_s"],
             "finser_frames_per_s_1_thread": measured["finser"]["frames_per_s_1_thread"],
             "librosa_frames_per_s": measured["librosa"]["frames_per_s"],
-            "vs_librosa": measured["finser"]["vs_reference"],
-            "vs_librosa_1_thread": measured["finser"]["vs_reference_1_thread"],
+            "vs_librosa": measured["finser"]["vs_librosa"],
+            "vs_librosa_1_thread": measured["finser"]["vs_librosa_1_thread"],
         }
         if baseline is not None:
             alone[name]["before_frames_per_s"] = measured["before"]["frames_per_s"]
