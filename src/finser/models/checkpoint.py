@@ -1,28 +1,55 @@
 """Published checkpoints: a plain dict of tensors and strings, loaded with ``weights_only=True``.
 
 A Lightning checkpoint can carry pickled objects; the files finser publishes for other runs and users hold only a
-constructor description (restricted to ``finser.models``), a state dict and metadata, so loading one runs no
-foreign code.
+model description, a state dict and metadata. A file is data, never code: the description may only name one of
+finser's own model constructors (:func:`model_constructors`, an explicit allow-list) with plain values as its
+arguments, each checked against that constructor's signature before anything is built, and the model is built here,
+not by ``hydra.utils.instantiate`` (which would honour ``_args_``, ``_partial_``, ``_call_`` and the like).
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import tempfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 from torch import nn
 
 from finser.errors import FinserError
 
-FORMAT = "finser-checkpoint-1"
+FORMAT_VERSION = 1
+FORMAT = f"finser-checkpoint-{FORMAT_VERSION}"
+FORMAT_PATTERN = re.compile(r"^finser-checkpoint-(\d+)$")
+PLAIN_SCALARS = (bool, int, float, str, type(None))
+
+
+def model_constructors() -> dict[str, Callable[..., nn.Module]]:
+    """The only constructors a checkpoint may name, by the dotted names the configs use.
+
+    Imported here rather than at module load: ``finser.models.ser`` imports this module.
+    """
+    from finser.models import fin, ser
+
+    allowed = [
+        fin.study_fin,
+        fin.spectral_fin,
+        ser.SERModel,
+        ser.ExactFrontEnd,
+        ser.FINFrontEnd,
+        ser.LogMel,
+        ser.Conv1dHead,
+        ser.TemporalHead,
+    ]
+    return {f"{constructor.__module__}.{constructor.__qualname__}": constructor for constructor in allowed}
 
 
 def save_checkpoint(model: nn.Module, model_config: dict[str, Any], path: str | Path, **meta: Any) -> Path:
-    """Write atomically (temporary file + rename): a reader never sees half a checkpoint."""
+    """Write atomically (temporary file + rename), readable by others as the umask allows (a shared FIN folder)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, "model": model_config, "state_dict": model.state_dict(), "meta": meta}
@@ -30,6 +57,7 @@ def save_checkpoint(model: nn.Module, model_config: dict[str, Any], path: str | 
     os.close(descriptor)
     try:
         torch.save(payload, temporary)
+        os.chmod(temporary, 0o666 & ~current_umask())  # mkstemp creates 0600: others could not load the file
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
@@ -37,8 +65,14 @@ def save_checkpoint(model: nn.Module, model_config: dict[str, Any], path: str | 
     return path
 
 
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """The payload of a finser checkpoint, refusing anything else with a message that says what it is."""
+    """The payload of a finser checkpoint, its model description checked; anything else refused, saying why."""
     path = Path(path)
     if not path.is_file():
         raise FinserError(f"checkpoint {str(path)!r} does not exist")
@@ -46,32 +80,114 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError or EOFError for foreign files
         raise FinserError(f"{path} is not a finser checkpoint (it cannot be loaded safely: {error})") from error
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+    made_by = FORMAT_PATTERN.match(str(payload.get("format", ""))) if isinstance(payload, dict) else None
+    if made_by is None:
         raise FinserError(
             f"{path} is not a finser checkpoint: publish one with `python train.py ...` (a Lightning .ckpt from a "
             "run's checkpoints/ folder is for resuming with ckpt_path=..., not for loading)"
         )
-    foreign = [target for target in constructors(payload["model"]) if not target.startswith("finser.models.")]
-    if foreign or not str(payload["model"].get("_target_", "")):
-        raise FinserError(f"{path} names a constructor outside finser.models ({foreign}); refusing to build it")
+    if int(made_by.group(1)) != FORMAT_VERSION:
+        raise FinserError(
+            f"{path} was made by finser checkpoint format {made_by.group(1)}; this finser reads {FORMAT_VERSION}: "
+            "load it with the finser version that wrote it, or re-publish it with this one"
+        )
+    for key, kind in (("model", dict), ("state_dict", dict), ("meta", dict)):
+        if not isinstance(payload.get(key), kind):
+            raise FinserError(f"{path} is damaged: its '{key}' entry is missing or not a {kind.__name__}")
+    if not all(isinstance(value, torch.Tensor) for value in payload["state_dict"].values()):
+        raise FinserError(f"{path} is damaged: its state dict holds something other than tensors")
+    check_model_config(payload["model"], path)
+    check_meta(payload["meta"], path)
     return payload
 
 
-def constructors(config: object) -> list[str]:
-    """Every ``_target_`` in a model config, nested ones included (an SER model's front-end and head)."""
-    if isinstance(config, dict):
-        own = [str(config["_target_"])] if "_target_" in config else []
-        return own + [target for value in config.values() for target in constructors(value)]
-    if isinstance(config, list | tuple):
-        return [target for value in config for target in constructors(value)]
-    return []
+def check_meta(meta: dict[str, Any], path: str | Path) -> None:
+    """The metadata a loader relies on: the kind of model, and for an SER model the order of its emotions."""
+    if not isinstance(meta.get("kind"), str):
+        raise FinserError(f"{path} is damaged: its metadata names no kind of model (fin or ser)")
+    emotions = meta.get("emotions")
+    if meta["kind"] == "ser" and not (
+        isinstance(emotions, list | tuple) and emotions and all(isinstance(e, str) for e in emotions)
+    ):
+        raise FinserError(f"{path} is damaged: an SER model without its emotions (their order names the outputs)")
+
+
+def check_model_config(config: Any, path: str | Path, where: str = "model") -> None:
+    """Refuse, naming the file and the entry, a description that is not finser's own constructors and plain values.
+
+    Checked whole before anything is built, so a refused file has built (and run) nothing.
+    """
+    if not isinstance(config, dict) or not isinstance(config.get("_target_"), str):
+        raise FinserError(f"{path}: {where} must be a mapping with a '_target_' naming a finser model")
+    allowed = model_constructors()
+    target = config["_target_"]
+    if target not in allowed:
+        raise FinserError(
+            f"{path}: {where}._target_ {target!r} is not one of finser's model constructors "
+            f"({', '.join(sorted(allowed))}); refusing to build it"
+        )
+    parameters = inspect.signature(allowed[target]).parameters
+    takes_any_keyword = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    for key, value in config.items():
+        if key == "_target_":
+            continue
+        entry = f"{where}.{key}"
+        if isinstance(value, dict) and "_target_" in value:
+            check_model_config(value, path, entry)
+        else:
+            check_plain(value, path, entry)
+        if not isinstance(key, str) or not key.isidentifier() or key.startswith("_"):
+            raise FinserError(f"{path}: {entry} is not a constructor argument (special keys are refused)")
+        if key not in parameters and not takes_any_keyword:
+            raise FinserError(f"{path}: {entry} is not an argument of {target} ({', '.join(parameters)})")
+
+
+def check_plain(value: Any, path: str | Path, where: str) -> None:
+    """Numbers, strings, booleans, None, and lists or string-keyed mappings of those; nothing else."""
+    if isinstance(value, PLAIN_SCALARS):
+        return
+    if isinstance(value, list | tuple):
+        for position, item in enumerate(value):
+            check_plain(item, path, f"{where}[{position}]")
+        return
+    if isinstance(value, dict):
+        if "_target_" in value:
+            target = value["_target_"]
+            raise FinserError(f"{path}: {where} names a constructor ({target!r}) where a plain value belongs")
+        for key, item in value.items():
+            if not isinstance(key, str) or key.startswith("_"):
+                raise FinserError(f"{path}: {where} has key {key!r}: special keys are refused")
+            check_plain(item, path, f"{where}.{key}")
+        return
+    raise FinserError(f"{path}: {where} is a {type(value).__name__}, not a plain number, string, list or mapping")
+
+
+def build_model(config: Mapping[str, Any]) -> nn.Module:
+    """Call the checked constructors, innermost first (an SER model's front-end and head)."""
+    constructor = model_constructors()[config["_target_"]]
+    arguments = {
+        key: build_model(value) if isinstance(value, dict) and "_target_" in value else value
+        for key, value in config.items()
+        if key != "_target_"
+    }
+    return constructor(**arguments)
 
 
 def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model a checkpoint describes, load its weights, and return it in eval mode with its metadata."""
     payload = read_checkpoint(path)
-    model = instantiate(payload["model"])
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model = build_model(payload["model"])
+    except FinserError as error:
+        raise FinserError(f"{path}: {error}") from error
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise FinserError(f"{path}: its model description cannot be built: {error}") from error
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except FinserError as error:  # a FIN that names what differs (e.g. the stride it was trained with)
+        raise FinserError(f"{path}: {error}") from error
+    except RuntimeError as error:  # missing or unexpected keys, other shapes
+        raise FinserError(f"{path}: its weights do not fit the model it describes ({error})") from error
     return model.eval(), payload["meta"]
 
 
@@ -79,5 +195,5 @@ def load_fin(path: str | Path) -> nn.Module:
     """A published FIN as a plain module: frames (B, 2048) → its feature (B, dim) in the feature's own units."""
     model, meta = load_model(path)
     if meta.get("kind") != "fin":
-        raise FinserError(f"{path} holds a {meta.get('kind')!r} model, not a FIN")
+        raise FinserError(f"{path} holds a {meta.get('kind')!r} model, not a FIN (its metadata says so)")
     return model

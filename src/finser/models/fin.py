@@ -13,6 +13,7 @@ Two families:
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 
@@ -327,6 +328,14 @@ _SPECTRAL: dict[str, type[FIN]] = {
 
 
 def spectral_fin(feature: str, **options: object) -> FIN:
-    """``fin_arch=spectral``: the front-end shaped for ``feature`` (options go to its constructor)."""
+    """``fin_arch=spectral``: the front-end shaped for ``feature`` (options go to its constructor).
+
+    Options are checked against that constructor before it runs: a checkpoint's description is validated here.
+    """
     check_feature(feature)
-    return _SPECTRAL[feature](feature, **options)
+    constructor = _SPECTRAL[feature]
+    accepted = [name for name in inspect.signature(constructor).parameters if name != "feature"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise FinserError(f"spectral {feature} FIN takes {', '.join(accepted)}, not {', '.join(unknown)}")
+    return constructor(feature, **options)
