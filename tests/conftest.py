@@ -50,15 +50,17 @@ def run_train(
     env.pop("WANDB_MODE", None)
     if wandb_mode is not None:
         env["WANDB_MODE"] = wandb_mode
+    flags = [override for override in overrides if override.startswith("-")]  # e.g. -m: before the overrides
     command = [
         sys.executable,
         str(REPO / "train.py"),
+        *flags,
         f"hydra.run.dir={tmp_path / 'run'}",
         f"hydra.sweep.dir={tmp_path / 'multirun'}",
         f"paths.cache_dir={cache_dir}",
         f"paths.fin_dir={tmp_path / 'fins'}",
         *TINY,
-        *overrides,
+        *[override for override in overrides if override not in flags],
     ]
     result = subprocess.run(
         command, cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600

@@ -6,12 +6,17 @@ import json
 import logging
 import math
 import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
@@ -21,7 +26,8 @@ from rich.syntax import Syntax
 from rich.tree import Tree
 
 from finser.errors import FinserError
-from finser.models.checkpoint import save_checkpoint
+from finser.features import N_FFT
+from finser.models.checkpoint import publish_checkpoint, save_checkpoint
 from finser.tasks.guards import check_resume
 
 log = logging.getLogger(__name__)
@@ -52,8 +58,90 @@ def finite_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return {name: float(value) for name, value in metrics.items() if math.isfinite(float(value))}
 
 
+# Values no run can use, refused before any work: (key, test, what is expected).
+SETTING_RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("training.lr", lambda value: value > 0, "a number > 0 (a negative rate trains by gradient ascent)"),
+    ("training.max_epochs", lambda value: value >= 1 and value == int(value), "a whole number >= 1"),
+    ("training.batch_size", lambda value: value >= 1 and value == int(value), "a whole number >= 1"),
+)
+
+
+def check_settings(cfg: DictConfig) -> None:
+    """Refuse impossible values, naming the key, before anything is built or trained."""
+    problems = []
+    for key, test, expected in SETTING_RULES:
+        value = OmegaConf.select(cfg, key)
+        try:
+            valid = value is not None and not isinstance(value, bool) and bool(test(value))
+        except TypeError:
+            valid = False
+        if not valid:
+            problems.append(f"{key}={value!r}: expected {expected}")
+    audio = OmegaConf.select(cfg, "datamodule.audio")
+    duration = None if audio is None else audio.get("duration")
+    if duration is not None and round(duration * audio.get("sample_rate", 22_050)) < N_FFT:
+        problems.append(f"datamodule.audio.duration={duration}: a crop shorter than one {N_FFT}-sample window")
+    if problems:
+        raise FinserError("impossible settings, nothing was run: " + "; ".join(problems))
+
+
+def check_publish_folder(path: Path, model: torch.nn.Module) -> None:
+    """Fail before training, not after it, when the folder a model is published to cannot take it."""
+    folder = path.parent
+    needed = 2 * sum(tensor.numel() * tensor.element_size() for tensor in model.state_dict().values()) + 2**20
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+            pass
+    except OSError as error:
+        raise FinserError(
+            f"cannot publish to {folder}: {error.strerror or error}. Pass a writable folder (paths.fin_dir=...)"
+        ) from error
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        raise FinserError(
+            f"{folder} has {free:,} bytes free; publishing this model needs about {needed:,}. Free some space or "
+            "pass another folder (paths.fin_dir=...)"
+        )
+
+
+def unpublishable(trainer: L.Trainer) -> str | None:
+    """Why this run's model must stay in its run dir (a debug run, training that did not finish), or None."""
+    if trainer.fast_dev_run or trainer.overfit_batches:
+        return "a debug run (fast_dev_run or overfit_batches)"
+    reached_steps = trainer.max_steps not in (None, -1) and trainer.global_step >= trainer.max_steps
+    if trainer.current_epoch < (trainer.max_epochs or 0) and not trainer.should_stop and not reached_steps:
+        return f"training stopped after {trainer.current_epoch} of {trainer.max_epochs} epochs"
+    return None
+
+
+def validation_score(trainer: L.Trainer) -> dict[str, Any] | None:
+    """The checkpoint callback's best validation value, its monitor and mode, and the epoch it came from."""
+    callback = trainer.checkpoint_callback
+    if not isinstance(callback, ModelCheckpoint) or callback.best_model_score is None or not callback.monitor:
+        return None
+    epoch = None
+    if callback.best_model_path:
+        epoch = torch.load(callback.best_model_path, map_location="cpu", weights_only=True, mmap=True).get("epoch")
+    return {"monitor": callback.monitor, "mode": callback.mode, "best": float(callback.best_model_score),
+            "epoch": epoch}  # fmt: skip
+
+
+def provenance(output_dir: Path) -> dict[str, Any]:
+    """Which run made a published file: its dir, its command-line overrides, its sweep, and when."""
+    hydra = HydraConfig.get() if HydraConfig.initialized() else None
+    sweep = str(Path(hydra.sweep.dir).resolve()) if hydra is not None and hydra.mode == RunMode.MULTIRUN else None
+    return {
+        "run_dir": str(output_dir),
+        "overrides": list(hydra.overrides.task) if hydra is not None else [],
+        "sweep": sweep,
+        "published_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
     """One training run: returns its final metrics (a sweeper optimises ``cfg.optimized_metric``)."""
+    check_settings(cfg)
     output_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
     rank_zero = int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
     if rank_zero:
@@ -64,6 +152,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     datamodule = instantiate(cfg.datamodule)
     log.info("Instantiating task <%s>", cfg.task._target_)
     task = instantiate(cfg.task, test_set_names=datamodule.test_set_names)
+    check_publish_folder(Path(cfg.publish_path), task.net)
     callbacks: list[Callback] = instantiate_list(cfg.get("callbacks"), "callback")
     loggers: list[Logger] = instantiate_list(cfg.get("logger"), "logger")
     log.info("Instantiating trainer <%s>", cfg.trainer._target_)
@@ -92,7 +181,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             {f"train_end/{k}": v for k, v in finite_metrics(trainer.callback_metrics).items() if k.startswith("val/")}
         )
         if trainer.is_global_zero:
-            publish(cfg, task, results, output_dir, best)
+            publish(cfg, task, results, output_dir, best, trainer)
     finally:
         for logger in loggers:
             logger.finalize("success")
@@ -132,24 +221,48 @@ def evaluate_untrained(cfg: DictConfig, task: L.LightningModule, datamodule: L.L
     return {f"init/{name}": value for name, value in metrics.items()}
 
 
-def publish(cfg: DictConfig, task: L.LightningModule, results: dict, output_dir: Path, best: str) -> None:
-    """Save the tested model as a safe finser checkpoint and write ``results.json`` in the run dir."""
+def publish(
+    cfg: DictConfig, task: L.LightningModule, results: dict, output_dir: Path, best: str, trainer: L.Trainer
+) -> None:
+    """Save the tested model as a safe finser checkpoint and write ``results.json`` in the run dir.
+
+    A model published outside the run dir (a FIN, into ``paths.fin_dir``) goes there only from a run that finished
+    training; it replaces an existing file as :func:`finser.models.checkpoint.publish_checkpoint` says.
+    """
     identity = OmegaConf.to_container(cfg.identity, resolve=True)
-    published = save_checkpoint(
-        task.net,
-        OmegaConf.to_container(cfg.task.net, resolve=True),
-        cfg.publish_path,
-        kind=cfg.task_kind,
-        metrics=results,
+    validation = validation_score(trainer)
+    if validation is not None:
+        results[f"{validation['monitor']}_best"] = validation["best"]
+        if validation["epoch"] is not None:
+            results[f"{validation['monitor']}_best_epoch"] = float(validation["epoch"])
+    target = Path(cfg.publish_path)
+    shared = not target.resolve().is_relative_to(output_dir.resolve())
+    withheld = unpublishable(trainer)
+    if withheld and shared:
+        log.warning("not publishing to %s: %s; the model stays in this run's dir", target, withheld)
+        target = output_dir / target.name
+    meta = {
+        "kind": cfg.task_kind,
+        "metrics": results,
         **identity,
         **getattr(task, "publish_meta", {}),  # what inference needs beyond the net (SER: emotions, clip length)
-    )
+        "validation": validation,
+        **provenance(output_dir),
+    }
+    net_config = OmegaConf.to_container(cfg.task.net, resolve=True)
+    published = publish_checkpoint(task.net, net_config, target, **meta) if shared and not withheld else None
+    if shared and not withheld and published is None:  # an earlier trial of this sweep scored better
+        target = output_dir / target.name
+    published_shared = published is not None or not shared
+    if published is None:
+        published = save_checkpoint(task.net, net_config, target, **meta)
     log.info("published %s", published)
     summary = {
         **identity,
         "metrics": results,
         **results,
         **getattr(task, "extra_results", {}),  # non-scalar results (SER: confusion matrices as nested lists)
+        "published": published_shared,
         "checkpoint": str(published),
         "lightning_checkpoint": best,
         "run_dir": str(output_dir),

@@ -10,6 +10,7 @@ not by ``hydra.utils.instantiate`` (which would honour ``_args_``, ``_partial_``
 from __future__ import annotations
 
 import inspect
+import logging
 import os
 import re
 import tempfile
@@ -20,7 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from finser.data.locks import exclusive
 from finser.errors import FinserError
+
+log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 FORMAT = f"finser-checkpoint-{FORMAT_VERSION}"
@@ -63,6 +67,57 @@ def save_checkpoint(model: nn.Module, model_config: dict[str, Any], path: str | 
         if os.path.exists(temporary):
             os.unlink(temporary)
     return path
+
+
+def previous_path(path: Path) -> Path:
+    """Where a replaced published file is kept: ``mfcc_spectral.ckpt`` → ``mfcc_spectral.prev.ckpt``."""
+    return path.with_name(f"{path.stem}.prev{path.suffix}")
+
+
+def improves(new: Mapping[str, Any] | None, old: Mapping[str, Any] | None) -> bool:
+    """Whether a validation score (``{"monitor", "mode", "best"}``) beats another of the same monitor.
+
+    Scores that cannot be compared (a missing one, another monitor) count as an improvement.
+    """
+    if not new or not old or new.get("monitor") != old.get("monitor") or old.get("best") is None:
+        return True
+    if new.get("best") is None:
+        return False
+    return new["best"] > old["best"] if new.get("mode") == "max" else new["best"] < old["best"]
+
+
+def publish_checkpoint(model: nn.Module, model_config: dict[str, Any], path: str | Path, **meta: Any) -> Path | None:
+    """Publish into a shared folder (``paths.fin_dir``), replacing an existing file only as an explicit, logged act.
+
+    The file replaced is kept beside it (:func:`previous_path`) unless an earlier trial of the same sweep
+    (``meta["sweep"]``) wrote it; within a sweep a trial replaces only a file of a worse validation score
+    (``meta["validation"]``), so the sweep ends with its best trial published, whatever order trials finish in.
+    Returns the path written, or None when an earlier trial of this sweep scored better (nothing written).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(path.parent / f".{path.name}.lock"):  # trials of one sweep finishing at once take turns
+        if path.exists():
+            try:
+                old = read_checkpoint(path)["meta"]
+            except FinserError as error:
+                log.warning("the published %s cannot be read (%s): replacing it", path, error)
+                old = {}
+            same_sweep = meta.get("sweep") is not None and old.get("sweep") == meta.get("sweep")
+            if same_sweep and not improves(meta.get("validation"), old.get("validation")):
+                log.info(
+                    "kept %s: %s of this sweep scored better on validation (%s) than this run (%s)",
+                    path, old.get("run_dir"), old.get("validation"), meta.get("validation"),
+                )  # fmt: skip
+                return None
+            if not same_sweep:
+                os.replace(path, previous_path(path))
+            log.warning(
+                "replacing the published %s (made by %s, validation %s) with this run's model (validation %s)%s",
+                path, old.get("run_dir", "an unknown run"), old.get("validation"), meta.get("validation"),
+                "" if same_sweep else f"; the previous file is kept as {previous_path(path)}",
+            )  # fmt: skip
+        return save_checkpoint(model, model_config, path, **meta)
 
 
 def current_umask() -> int:

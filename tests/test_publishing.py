@@ -1,0 +1,133 @@
+"""A run can never silently replace a good published FIN with a bad one, and impossible settings run nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from finser.errors import FinserError
+from finser.models.checkpoint import publish_checkpoint, read_checkpoint, save_checkpoint
+from finser.models.fin import spectral_fin
+from finser.run import check_publish_folder, check_settings
+from tests.conftest import REPO, read_results, run_train
+
+MFCC_CONFIG = {"_target_": "finser.models.fin.spectral_fin", "feature": "mfcc"}
+
+
+def published_before(fin_dir: Path) -> bytes:
+    """A good FIN already published in ``fin_dir``, as another run would have left it; returns its bytes."""
+    path = save_checkpoint(spectral_fin("mfcc"), MFCC_CONFIG, fin_dir / "mfcc_spectral.ckpt", kind="fin",
+                           feature="mfcc", arch="spectral", run_dir="the good run")  # fmt: skip
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("training.lr=-1", "training.lr=-1"),
+        ("training.lr=0", "training.lr=0"),
+        ("training.max_epochs=0", "training.max_epochs=0"),
+        ("training.max_epochs=1.5", "training.max_epochs=1.5"),
+        ("training.batch_size=0", "training.batch_size=0"),
+        ("training.lr=fast", "training.lr='fast'"),
+        ("++datamodule.audio.duration=0.05", "datamodule.audio.duration=0.05"),
+    ],
+)
+def test_impossible_settings_are_refused_naming_the_key(override: str, key: str) -> None:
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[override, "experiment=ser_baseline"] if "audio" in override else [override])
+    with pytest.raises(FinserError, match=rf"impossible settings.*{key.replace('.', '[.]')}"):
+        check_settings(cfg)
+
+
+def test_the_default_settings_pass_the_check() -> None:
+    for experiment in ("fin", "ser_baseline", "ser_fin_finetuned"):
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+            check_settings(compose("train", overrides=[f"experiment={experiment}"]))
+
+
+def test_gradient_ascent_is_refused_before_any_work(tmp_path: Path, cache_dir: Path) -> None:
+    good = published_before(tmp_path / "fins")
+    result = run_train(tmp_path, cache_dir, "training.lr=-1", check=False)
+    assert result.returncode != 0
+    assert "training.lr=-1: expected a number > 0" in result.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+    assert (tmp_path / "fins" / "mfcc_spectral.ckpt").read_bytes() == good
+
+
+def test_a_debug_run_publishes_only_into_its_run_dir(tmp_path: Path, cache_dir: Path) -> None:
+    good = published_before(tmp_path / "fins")
+    run_train(tmp_path, cache_dir, "+trainer.fast_dev_run=true", "evaluate_before_training=false")
+    assert (tmp_path / "fins" / "mfcc_spectral.ckpt").read_bytes() == good
+    assert not (tmp_path / "fins" / "mfcc_spectral.prev.ckpt").exists()
+    results = read_results(tmp_path / "run")
+    assert results["published"] is False
+    assert Path(results["checkpoint"]) == tmp_path / "run" / "mfcc_spectral.ckpt"
+
+
+def test_replacing_a_published_fin_keeps_the_previous_file_and_names_the_run(tmp_path: Path, cache_dir: Path):
+    good = published_before(tmp_path / "fins")
+    result = run_train(tmp_path, cache_dir, "evaluate_before_training=false")
+    assert "replacing the published" in result.stdout + result.stderr
+    assert (tmp_path / "fins" / "mfcc_spectral.prev.ckpt").read_bytes() == good
+    meta = read_checkpoint(tmp_path / "fins" / "mfcc_spectral.ckpt")["meta"]
+    assert meta["run_dir"] == str(tmp_path / "run") and meta["sweep"] is None and meta["published_at"]
+    assert meta["validation"]["monitor"] == "val/loss" and meta["validation"]["epoch"] == 0
+    results = read_results(tmp_path / "run")
+    assert results["published"] is True
+    assert results["val/loss_best"] == pytest.approx(meta["validation"]["best"])
+
+
+def test_a_sweep_publishes_its_best_trial_by_validation_not_its_last(tmp_path: Path, cache_dir: Path) -> None:
+    # The second trial's large steps make it the worse one; on main it was published because it finished last.
+    run_train(
+        tmp_path,
+        cache_dir,
+        "-m",
+        "training.lr=0.001,0.05",
+        "evaluate_before_training=false",
+        "hydra.sweep.subdir=${hydra.job.num}",
+    )
+    trials = [json.loads(path.read_text()) for path in sorted((tmp_path / "multirun").rglob("results.json"))]
+    assert len(trials) == 2
+    best = min(trials, key=lambda trial: trial["val/loss_best"])
+    meta = read_checkpoint(tmp_path / "fins" / "mfcc_spectral.ckpt")["meta"]
+    assert meta["run_dir"] == best["run_dir"]
+    assert [trial["published"] for trial in trials].count(True) >= 1
+    assert not (tmp_path / "fins" / "mfcc_spectral.prev.ckpt").exists()  # nothing was published before the sweep
+
+
+def test_an_unwritable_fin_dir_stops_the_run_before_training(tmp_path: Path, cache_dir: Path) -> None:
+    (tmp_path / "a_file").write_text("not a folder")
+    result = run_train(tmp_path, cache_dir, f"paths.fin_dir={tmp_path / 'a_file' / 'fins'}", check=False)
+    assert result.returncode != 0
+    assert f"cannot publish to {tmp_path / 'a_file' / 'fins'}" in result.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_full_fin_dir_is_named_with_the_bytes_needed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("finser.run.shutil.disk_usage", lambda folder: type("Usage", (), {"free": 1000})())
+    with pytest.raises(FinserError, match=rf"{tmp_path} has 1,000 bytes free; publishing this model needs about"):
+        check_publish_folder(tmp_path / "mfcc_spectral.ckpt", spectral_fin("mfcc"))
+
+
+def test_within_a_sweep_only_a_better_trial_replaces_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "rms_spectral.ckpt"
+    net = spectral_fin("rms")
+
+    def trial(best: float) -> Path | None:
+        validation = {"monitor": "val/loss", "mode": "min", "best": best, "epoch": 0}
+        return publish_checkpoint(net, {**MFCC_CONFIG, "feature": "rms"}, path, kind="fin", sweep="s",
+                                  validation=validation, run_dir=f"trial {best}")  # fmt: skip
+
+    assert trial(0.5) == path
+    assert trial(0.9) is None
+    assert trial(0.1) == path
+    assert read_checkpoint(path)["meta"]["run_dir"] == "trial 0.1"
+    assert not (tmp_path / "rms_spectral.prev.ckpt").exists()
+    with torch.no_grad():
+        assert torch.equal(read_checkpoint(path)["state_dict"]["log_weight"], net.state_dict()["log_weight"])
