@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -89,15 +90,17 @@ def check_publish_folder(path: Path, model: torch.nn.Module) -> None:
     """Fail before training, not after it, when the folder a model is published to cannot take it."""
     folder = path.parent
     needed = 2 * sum(tensor.numel() * tensor.element_size() for tensor in model.state_dict().values()) + 2**20
+    existing = next(parent for parent in (folder, *folder.parents) if parent.exists())  # created only on publishing
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-"):
+        if not existing.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"{existing} is a file, not a folder")
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".write-test-"):
             pass
     except OSError as error:
         raise FinserError(
             f"cannot publish to {folder}: {error.strerror or error}. Pass a writable folder (paths.fin_dir=...)"
         ) from error
-    free = shutil.disk_usage(folder).free
+    free = shutil.disk_usage(existing).free
     if free < needed:
         raise FinserError(
             f"{folder} has {free:,} bytes free; publishing this model needs about {needed:,}. Free some space or "
