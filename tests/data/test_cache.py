@@ -16,12 +16,13 @@ import torch
 from finser.data.audio import AudioSpec
 from finser.data.augment import render
 from finser.data.cache import DecodedCache
+from finser.data.corpora import cached_scan
 from finser.data.frames import FrameDataModule, FrameSet
 from finser.data.labels import Clip
 from finser.data.utterances import UtteranceDataModule
 from finser.errors import FinserError
 
-from .conftest import tone, write_wav
+from .conftest import tone, write_tree, write_wav
 
 SPEC = AudioSpec()  # full length at 22,050 Hz: the cache holds each clip as it was written
 SPLITS = ["train", "train", "train", "val", "test"]
@@ -196,3 +197,28 @@ def test_a_full_disk_is_an_error_naming_the_file_and_the_bytes_needed(
                                           r"bytes, [\d,]+ are free"):  # fmt: skip
         cache.ensure([clips[0].path, clips[1].path])
     assert not list(cache.folder.glob(".*.tmp")) and not list(cache.folder.glob("shard-*"))
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    return write_tree(tmp_path, "savee")
+
+
+def test_a_truncated_corpus_index_is_scanned_again(
+    corpus: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = cached_scan(corpus, ["savee"], tmp_path / "cache")
+    (index,) = (tmp_path / "cache" / "index").glob("savee-*.json")
+    index.write_text(index.read_text()[:40])
+    assert cached_scan(corpus, ["savee"], tmp_path / "cache") == first
+    assert f"{index} is damaged" in caplog.text
+    assert cached_scan(corpus, ["savee"], tmp_path / "cache") == first and json.loads(index.read_text())
+
+
+def test_a_stale_corpus_index_temporary_is_removed(corpus: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "cache" / "index"
+    folder.mkdir(parents=True)
+    stale = folder / "savee-0123456789abcdef.5f3e9a.tmp"  # a scan killed while writing its index
+    stale.write_text('{"clips": [')
+    cached_scan(corpus, ["savee"], tmp_path / "cache")
+    assert not stale.exists() and len(list(folder.glob("savee-*.json"))) == 1
