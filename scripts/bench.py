@@ -651,7 +651,9 @@ def bench_loading(repeats: int = 3) -> dict:
 
     The default run's frames (decoded cache read into RAM: ``FrameSet``, as every set fits ``ram_budget_mb``) and
     frames served from the cache on disk (``CachedFrameSet``: sets beyond the budget, the full-scale case), each
-    through the module's DataLoader (a batch per ``__getitems__``) and through the per-item path it replaced.
+    through the module's DataLoader (a batch per ``__getitems__``) and through the per-item path it replaced. For the
+    on-disk set, also the verification ``setup`` does once per process (crc32 and finite samples of every entry),
+    against one epoch of the same set.
     """
     import functools
 
@@ -692,12 +694,29 @@ def bench_loading(repeats: int = 3) -> dict:
             "per_item_frames_per_s": epoch_rate(per_item, len(train)),
             "in_order_frames_per_s": epoch_rate(module.val_dataloader(), len(val)),
         }
+        if name == "on_disk":
+            results[name] |= verification_cost(train, results[name]["frames_per_s"], repeats)
     return results
+
+
+def verification_cost(frames, frames_per_s: float, repeats: int) -> dict:
+    """Seconds to verify a disk-served set's entries as a new process's ``setup`` does (their keys already known),
+    and that as a percentage of one epoch of the set at ``frames_per_s``."""
+
+    def verify() -> None:
+        frames.cache.verified.clear()
+        assert frames.cache.ensure(frames.paths) == {}
+
+    verify_s, epoch_s = best_time(verify, repeats), len(frames) / frames_per_s
+    return {"verify_s": verify_s, "epoch_s": epoch_s, "verify_percent_of_epoch": 100 * verify_s / epoch_s}
 
 
 def training_markdown(result: dict) -> str:
     loading = result["loading"]
     default, on_disk = loading["default"]["frames_per_s"], loading["on_disk"]["frames_per_s"]
+    verification = loading["on_disk"]
+    fastest_fin = max(max(row["frames_per_s"], row["frames_per_s_1_thread"]) for row in result["fin"].values())
+    training_epoch_s = verification["train_frames"] / fastest_fin
     fin_rows = []
     for key, row in result["fin"].items():
         feature, arch = key.split("/")
@@ -755,6 +774,13 @@ def training_markdown(result: dict) -> str:
             "`disk_run_frames` = 16 touching frames, one `os.pread` per run and one gather from the spans). Per-item: "
             "256 `__getitem__` calls and `default_collate`, one frame per read, as before.\n",
             table(loading_header, loading_rows),
+            "",
+            f"Verifying the on-disk train set before its first use (crc32 and finite samples of each entry, once per "
+            f"process in `setup`): {fmt(1000 * verification['verify_s'])} ms = "
+            f"{fmt(verification['verify_percent_of_epoch'])}% of one disk-served epoch of that set through the "
+            f"loader alone ({fmt(1000 * verification['epoch_s'])} ms; goal ≤ 5%), "
+            f"{fmt(100 * verification['verify_s'] / training_epoch_s)}% of one training epoch at the fastest FIN "
+            f"step rate above ({fmt(fastest_fin)} frames/s).",
             "",
             "SER training steps (batch 32 clips of 2.5 s, conv1d head, forward + backward + Adam):\n",
             table(["front-end", "CPU clips/s (2 thr)", "(1 thr)", "GPU"], ser_rows),

@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import re
-import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -21,6 +20,7 @@ import numpy as np
 
 from finser.data.audio import MIN_SAMPLES, SAMPLE_RATE, AudioError, read_native
 from finser.data.labels import Clip, read_manifest
+from finser.data.locks import exclusive, read_json, remove_stale_temporaries
 from finser.errors import FinserError
 
 log = logging.getLogger(__name__)
@@ -258,21 +258,31 @@ def listing_key(root: Path, names: Sequence[str]) -> str:
 
 
 def cached_scan(root: str | Path, names: Sequence[str], cache_dir: str | Path | None = None) -> Index:
-    """:func:`scan`, reused from ``cache_dir`` while the files are unchanged (validation decodes every file)."""
+    """:func:`scan`, reused from ``cache_dir`` while the files are unchanged (validation decodes every file).
+
+    Runs indexing the same corpora take turns (a lock): one scans, the others read its index, and the holder removes
+    temporaries of a scan that was killed. A damaged index is scanned again.
+    """
     root = check_root(root, names)
     if cache_dir is None:
         return scan(root, names)
-    cached = Path(cache_dir) / "index" / f"{'+'.join(names)}-{listing_key(root, names)}.json"
-    if cached.exists():
-        data = json.loads(cached.read_text())
-        return Index([Clip(**row) for row in data["clips"]], [Skipped(**row) for row in data["skipped"]])
-    index = scan(root, names)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    temporary = cached.with_suffix(f".{uuid.uuid4().hex}.tmp")  # unique: two runs may index at once
-    rows = {"clips": [asdict(clip) for clip in index.clips], "skipped": [asdict(entry) for entry in index.skipped]}
-    temporary.write_text(json.dumps(rows))
-    temporary.replace(cached)
-    return index
+    prefix = "+".join(names)
+    folder = Path(cache_dir) / "index"
+    cached = folder / f"{prefix}-{listing_key(root, names)}.json"
+    folder.mkdir(parents=True, exist_ok=True)
+    with exclusive(folder / f".{prefix}.lock"):
+        remove_stale_temporaries(folder, f"{prefix}-*.tmp")
+        rows = read_json(cached, "scanning the corpus again")
+        if rows is None:
+            index = scan(root, names)
+            rows = {
+                "clips": [asdict(clip) for clip in index.clips],
+                "skipped": [asdict(entry) for entry in index.skipped],
+            }
+            temporary = cached.with_suffix(".json.tmp")
+            temporary.write_text(json.dumps(rows))
+            temporary.replace(cached)
+    return Index([Clip(**row) for row in rows["clips"]], [Skipped(**row) for row in rows["skipped"]])
 
 
 SKIP_KINDS = (  # reason fragment → short kind, for the summary line

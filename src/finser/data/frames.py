@@ -141,7 +141,10 @@ class FrameSet(Dataset):
 
 
 class CachedFrameSet(FrameSet):
-    """The frames of clips held in a :class:`DecodedCache`, read from disk per batch: RAM stays flat at any scale."""
+    """The frames of clips held in a :class:`DecodedCache`, read from disk per batch: RAM stays flat at any scale.
+
+    ``paths`` come from :func:`cached_usable`, which verified their entries in this process: reads are unchecked.
+    """
 
     def __init__(self, cache: DecodedCache, paths: Sequence[str]) -> None:
         if not paths:
@@ -194,11 +197,20 @@ def named_sets(clips: Sequence[Clip], eval_clips: Mapping[str, Sequence[Clip]]) 
 
 
 def cached_usable(cache: DecodedCache, clips: Sequence[Clip]) -> list[Clip]:
-    """Decode clips into the cache once and keep the usable ones, warning with each skipped file's reason."""
+    """Decode clips into the cache once (verifying the entries already there) and keep the usable ones, warning with
+    each skipped file's reason; a set left with none stops the run, naming the files."""
     failures = cache.ensure([clip.path for clip in clips])
     for path, reason in failures.items():
         log.warning("skipped %s: %s", path, reason)
-    return [clip for clip in clips if clip.path not in failures]
+    usable = [clip for clip in clips if clip.path not in failures]
+    if failures and not usable:
+        reasons = list(failures.values())
+        more = f"; and {len(reasons) - 3} more (listed above)" if len(reasons) > 3 else ""
+        raise FinserError(
+            f"no usable clip among the {len(clips)} of this set: {'; '.join(reasons[:3])}{more}. Restore or replace "
+            "those audio files (a damaged cache entry is decoded again from its source file)"
+        )
+    return usable
 
 
 class FrameDataModule(L.LightningDataModule):

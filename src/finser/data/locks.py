@@ -1,11 +1,16 @@
-"""An exclusive lock between processes that share a folder (runs of one multirun, or two users' jobs)."""
+"""Files that processes share in a cache folder (runs of one multirun, or two users' jobs): an exclusive lock, the
+temporaries a killed writer leaves behind, and index files read back without trusting them."""
 
 from __future__ import annotations
 
 import fcntl
+import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -17,3 +22,23 @@ def exclusive(path: str | Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def remove_stale_temporaries(folder: Path, pattern: str) -> None:
+    """Delete the temporaries (a shard's is up to 256 MB) of writers killed mid-write. Call it only while holding
+    the lock every writer of ``folder`` holds: then no live writer owns one."""
+    for temporary in folder.glob(pattern):
+        log.warning("removing %s, left by a writer that was killed", temporary)
+        temporary.unlink(missing_ok=True)
+
+
+def read_json(path: Path, consequence: str) -> dict | None:
+    """The JSON in ``path``, or None when it is missing or damaged. Writers rename a whole file into place, but a
+    disk error or a hand edit can still truncate one: that is warned about (naming ``consequence``), never raised."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError as error:  # JSONDecodeError, UnicodeDecodeError
+        log.warning("%s is damaged (%s): %s", path, error, consequence)
+        return None

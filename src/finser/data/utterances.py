@@ -67,7 +67,11 @@ class UtteranceSet(Dataset):
 
 
 class CachedUtteranceSet(UtteranceSet):
-    """Clips read from the decoded cache on disk when asked for: a full-scale, augmented corpus need not fit in RAM."""
+    """Clips read from the decoded cache on disk when asked for: a full-scale, augmented corpus need not fit in RAM.
+
+    ``clips`` come from :func:`finser.data.frames.cached_usable`, which verified their entries in this process, so
+    reads are unchecked (DataLoader workers fork after that, or receive the verified cache when spawned).
+    """
 
     def __init__(self, cache: DecodedCache, clips: Sequence[Clip]) -> None:
         if not clips:
