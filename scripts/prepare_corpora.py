@@ -59,7 +59,7 @@ def main(arguments: list[str]) -> int:
     print(f"# {options['dataset']}: {len(index.clips)} usable clips under {options['dataset.root']}\n")
     print(count_table(index.clips))
     print(
-        f"\n## Skipped: {len(index.skipped)} files"
+        f"\n## Skipped: {len(index.skipped)} paths"
         + (f" ({summarise_skipped(index.skipped)})" if index.skipped else "")
     )
     for entry in index.skipped:
