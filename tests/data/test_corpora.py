@@ -207,3 +207,18 @@ def test_unreadable_folders_and_files_are_skipped_as_permission_denied(
         "Actor_01/03-01-03-01-01-01-01.wav": "permission denied: file not readable",
     }
     assert summarise_skipped(index.skipped) == "2 × permission denied"
+
+
+def test_a_manifest_reads_paths_relative_to_its_folder_and_refuses_missing_files(tmp_path: Path) -> None:
+    name = "Actor_01/03-01-02-01-01-01-01.wav"
+    write_wav(tmp_path / "corpus" / name, tone(0.5, 48_000), 48_000)
+    manifest = tmp_path / "corpus" / "ravdess.csv"
+    manifest.write_text(f"path,corpus,speaker,emotion,split\n{name},ravdess,01,calm,\n")
+    (clip,) = index_corpora(["ravdess"], None, manifest=str(manifest))
+    assert clip.path == str(tmp_path / "corpus" / name) and clip.emotion == "calm"
+    with manifest.open("a") as handle:
+        handle.write("Actor_02/03-01-02-01-01-01-02.wav,ravdess,02,calm,\n")
+    with pytest.raises(FinserError, match=r"1 of 2 files do not exist, e\.g\. \S+Actor_02/03-01-02.*prepare_corpora"):
+        index_corpora(["ravdess"], None, manifest=str(manifest))
+    with pytest.raises(FinserError, match=r"manifest \S+nowhere\.csv does not exist.*prepare_corpora"):
+        index_corpora(["ravdess"], None, manifest=str(tmp_path / "nowhere.csv"))

@@ -375,7 +375,7 @@ def index_corpora(
     """
     names = list(names)
     if manifest is not None:
-        return read_manifest(Path(manifest))
+        return manifest_clips(Path(manifest))
     index = cached_scan(root, names, cache_dir)
     for entry in index.skipped:  # files of corpora not selected (e.g. ESD beside the study's four) only at INFO
         level = logging.INFO if skip_kind(entry.reason) == "other corpus" else logging.WARNING
@@ -386,6 +386,19 @@ def index_corpora(
         raise FinserError(no_clips_message(root, names, index))
     log.info("indexed %d clips of %s under %s", len(index.clips), "+".join(names), root)
     return index.clips
+
+
+def manifest_clips(manifest: Path) -> list[Clip]:
+    """A prepared manifest's clips, whose files must all be there: a moved corpus fails now, not mid-run."""
+    clips = read_manifest(manifest)
+    missing = [clip.path for clip in clips if not Path(clip.path).is_file()]
+    if missing:
+        raise FinserError(
+            f"dataset.manifest={manifest}: {len(missing)} of {len(clips)} files do not exist, e.g. {missing[0]}: the "
+            "corpus moved, or the manifest is older than finser's absolute paths (its paths were relative to where it "
+            "was written): re-run scripts/prepare_corpora.py"
+        )
+    return clips
 
 
 def no_clips_message(root: str | Path | None, names: Sequence[str], index: Index) -> str:
