@@ -27,7 +27,7 @@ from finser.errors import FinserError
 log = logging.getLogger(__name__)
 
 STUDY_CORPORA = ("ravdess", "crema_d", "tess", "savee")
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2  # 2: linked folders followed, unreadable folders and files listed as skipped
 
 
 class LabelError(FinserError):
