@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import uuid
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -49,7 +50,7 @@ def write_manifest(clips: list[Clip], path: Path) -> None:
         with temporary.open("w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=[field.name for field in fields(Clip)])
             writer.writeheader()
-            writer.writerows(asdict(replace(clip, path=str(Path(clip.path).absolute()))) for clip in clips)
+            writer.writerows(asdict(replace(clip, path=os.path.abspath(clip.path))) for clip in clips)
         temporary.replace(path)
     except OSError as error:
         raise FinserError(f"cannot write manifest={path}: {error.strerror}: choose a path you can write to") from error
