@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from finser.data.corpora import CORPORA, STUDY_CORPORA, no_clips_message, scan, summarise_skipped
-from finser.data.labels import EMOTIONS, Clip, write_manifest
+from finser.data.labels import EMOTIONS, Clip, check_manifest_target, write_manifest
 from finser.errors import FinserError
 
 DATASETS: dict[str, tuple[str, ...]] = {name: (name,) for name in CORPORA} | {"combined": STUDY_CORPORA}
@@ -49,22 +49,23 @@ def count_table(clips: list[Clip]) -> str:
 def main(arguments: list[str]) -> int:
     try:
         options = parse_arguments(arguments)
-        names = DATASETS[options["dataset"]]
+        names, manifest = DATASETS[options["dataset"]], Path(options["manifest"])
+        check_manifest_target(manifest)  # before the scan, which decodes every file
         index = scan(options["dataset.root"], names)
         if not index.clips:
             raise FinserError(no_clips_message(options["dataset.root"], names, index))
+        write_manifest(index.clips, manifest)
     except FinserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"# {options['dataset']}: {len(index.clips)} usable clips under {options['dataset.root']}\n")
     print(count_table(index.clips))
     print(
-        f"\n## Skipped: {len(index.skipped)} files"
+        f"\n## Skipped: {len(index.skipped)} paths"
         + (f" ({summarise_skipped(index.skipped)})" if index.skipped else "")
     )
     for entry in index.skipped:
         print(f"- {entry.path}: {entry.reason}")
-    write_manifest(index.clips, Path(options["manifest"]))
     print(f"\nwrote {options['manifest']} ({len(index.clips)} rows)")
     return 0
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from finser.data.corpora import index_corpora
 from tests.data.conftest import write_lfs_pointer, write_tree
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,9 +26,9 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def prepare(*arguments: str) -> subprocess.CompletedProcess:
+def prepare(*arguments: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
     command = [sys.executable, str(REPO / "scripts/prepare_corpora.py"), *arguments]
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=120)
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 def test_prepare_writes_manifest_counts_and_skipped(root: Path, tmp_path: Path) -> None:
@@ -57,6 +59,38 @@ def test_prepare_fails_naming_the_path(tmp_path: Path, problem: str) -> None:
     assert result.returncode != 0 and str(folder) in result.stderr
     assert ("does not exist" if problem == "missing" else "git lfs pull") in result.stderr
     assert not (tmp_path / "m.csv").exists()
+
+
+def test_manifest_written_with_a_relative_root_reads_from_another_folder(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer, reader = tmp_path / "writer", tmp_path / "reader" / "deeper"  # the relative root names nothing from here
+    writer.mkdir(), reader.mkdir(parents=True)
+    relative_root = os.path.relpath(root / "savee", writer)
+    result = prepare("dataset=savee", f"dataset.root={relative_root}", "manifest=savee.csv", cwd=writer)
+    assert result.returncode == 0, result.stderr
+    monkeypatch.chdir(reader)
+    clips = index_corpora(["savee"], None, manifest=str(writer / "savee.csv"))
+    assert len(clips) == 32 and all(Path(clip.path).is_file() for clip in clips)
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("folder", r"manifest=\S+: it is a folder: give a file name"),
+        ("folder/file.txt/x.csv", r"manifest=\S+/x\.csv: \S+/file\.txt is a file, not a folder"),
+    ],
+)
+def test_a_manifest_path_that_cannot_be_written_is_one_line_and_leaves_nothing(
+    root: Path, tmp_path: Path, target: str, message: str
+) -> None:
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "file.txt").write_text("notes\n")
+    result = prepare("dataset=savee", f"dataset.root={root / 'savee'}", f"manifest={tmp_path / target}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    (line,) = result.stderr.splitlines()
+    assert re.fullmatch(rf"error: cannot write {message}.*", line), line
+    assert sorted(path.name for path in tmp_path.rglob("*")) == ["file.txt", "folder"]
 
 
 def train(tmp_path: Path, *overrides: str) -> dict:

@@ -6,14 +6,18 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
+import hydra.core.utils
 import pytest
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from finser.data.audio import AudioSpec
 from finser.data.cache import DecodedCache
 from finser.data.labels import read_manifest
+from finser.report import read_metrics_csv
 from tests.conftest import REPO, TINY, read_results, run_train
 
 
@@ -58,6 +62,35 @@ def test_a_killed_run_resumed_from_last_ends_like_an_uninterrupted_one(
     whole, resumed = read_results(tmp_path / "whole" / "run"), read_results(tmp_path / "killed" / "run")
     tested = [key for key in whole["metrics"] if key.startswith(("test/", "eval/"))]
     assert tested and {key: resumed[key] for key in tested} == pytest.approx({key: whole[key] for key in tested})
+
+
+class StoppedClock:
+    """Stands in for ``datetime`` in Hydra's ``${now:...}`` resolver: every call reads the same instant."""
+
+    def __init__(self, instant: datetime) -> None:
+        self.instant = instant
+
+    def now(self) -> datetime:
+        return self.instant
+
+
+def test_runs_started_in_the_same_second_get_their_own_directories(monkeypatch: pytest.MonkeyPatch) -> None:
+    directories = []
+    for instant in (datetime(2026, 12, 1, 10, 31, 7, 1_000), datetime(2026, 12, 1, 10, 31, 7, 900_000)):
+        monkeypatch.setattr(hydra.core.utils, "datetime", StoppedClock(instant))
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+            hydra_config = compose("train", return_hydra_config=True).hydra
+            directories.append((hydra_config.run.dir, hydra_config.sweep.dir))
+    (run, sweep), (other_run, other_sweep) = directories
+    assert run.startswith("outputs/runs/fin/2026-12-01_10-31-07") and sweep.startswith("outputs/multirun/2026-12-01")
+    assert run != other_run and sweep != other_sweep
+
+
+def test_a_resumed_run_keeps_the_metrics_of_the_epochs_before_it(tmp_path: Path, cache_dir: Path) -> None:
+    overrides = ("feature=rms", "fin_arch=fc", "evaluate_before_training=false")
+    run_train(tmp_path, cache_dir, *overrides, "training.max_epochs=1")
+    run_train(tmp_path, cache_dir, *overrides, "training.max_epochs=2", "ckpt_path=last")
+    assert [epoch for epoch, _ in read_metrics_csv(str(tmp_path / "run"))["val/r2"]] == [0, 1]
 
 
 def test_resuming_from_another_features_checkpoint_names_both(tmp_path: Path, cache_dir: Path) -> None:

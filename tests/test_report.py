@@ -12,7 +12,7 @@ from finser.data.labels import EMOTIONS
 from finser.errors import FinserError
 from finser.models.checkpoint import save_checkpoint
 from finser.models.fin import spectral_fin
-from finser.report import write_report
+from finser.report import read_metrics_csv, write_report
 
 
 def fake_run(root: Path, name: str, results: dict, curve: list[float] | None = None, metric: str = "") -> None:
@@ -61,3 +61,15 @@ def test_report_without_runs_says_what_to_do(tmp_path: Path) -> None:
         write_report([tmp_path], tmp_path / "report")
     with pytest.raises(FinserError, match="does not exist"):
         write_report([tmp_path / "missing"], tmp_path / "report")
+
+
+def test_learning_curve_of_a_resumed_or_restarted_run_reads_its_last_attempt(tmp_path: Path) -> None:
+    # csv/metrics.csv is appended to by each attempt: epochs 0-2, a resume from epoch 2, then a restart from 0.
+    attempts = [(0, 0.1), (1, 0.2), (2, 0.3), (2, 0.35), (3, 0.4), (0, 0.5), (1, 0.6)]
+    fake_run(tmp_path, "run", {})
+    metrics = tmp_path / "run" / "csv" / "metrics.csv"
+    for rows, curve in ((attempts[:5], [(0, 0.1), (1, 0.2), (2, 0.35), (3, 0.4)]), (attempts, [(0, 0.5), (1, 0.6)])):
+        metrics.write_text(
+            "epoch,step,val/r2\n" + "".join(f"{epoch},{step},{value}\n" for step, (epoch, value) in enumerate(rows))
+        )
+        assert read_metrics_csv(str(tmp_path / "run"))["val/r2"] == curve

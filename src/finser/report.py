@@ -149,17 +149,21 @@ def ser_table(results: list[dict]) -> str:
 
 
 def read_metrics_csv(run_dir: str) -> dict[str, list[tuple[int, float]]]:
-    """Epoch-level series from a run's csv/metrics.csv: name → [(epoch, value)]."""
+    """Epoch-level series from a run's csv/metrics.csv: name → [(epoch, value)], one value per epoch.
+
+    A resumed run appends to the file, so it holds every attempt: a value at epoch e replaces what earlier rows
+    logged at e and after, and the series reads as the epochs that led to the run's end.
+    """
     path = Path(run_dir) / "csv" / "metrics.csv"
-    series: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    if not path.exists():
-        return series
-    with path.open() as handle:
-        for row in csv.DictReader(handle):
-            for name, value in row.items():
-                if value and name.startswith("val/") and row.get("epoch"):
-                    series[name].append((int(float(row["epoch"])), float(value)))
-    return series
+    series: dict[str, dict[int, float]] = defaultdict(dict)
+    if path.exists():
+        with path.open() as handle:
+            for row in csv.DictReader(handle):
+                for name, value in row.items():
+                    if value and name.startswith("val/") and row.get("epoch"):
+                        epoch, points = int(float(row["epoch"])), series[name]
+                        series[name] = {at: kept for at, kept in points.items() if at < epoch} | {epoch: float(value)}
+    return {name: sorted(points.items()) for name, points in series.items()}
 
 
 def plot_learning_curves(groups: dict[str, list[dict]], metric: str, path: Path, title: str) -> Path | None:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import os
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from finser.data.corpora import esd_official_split, index_corpora, scan
+from finser.data import layouts
+from finser.data.corpora import esd_official_split, index_corpora, scan, summarise_skipped
 from finser.errors import FinserError
 
 from .conftest import tone, write_lfs_pointer, write_tree, write_wav
@@ -148,3 +151,74 @@ def test_root_of_lfs_pointers_says_git_lfs(tmp_path: Path) -> None:
 def test_write_tree_layout_matches_datasets_md(tmp_path: Path) -> None:
     folder = write_tree(tmp_path, "tess")
     assert (folder / "TESS Toronto emotional speech set data/TESS Toronto emotional speech set data/OAF_Fear").is_dir()
+
+
+def write_actors(root: Path, actors: range) -> Path:
+    """RAVDESS as downloaded: ``Audio_Speech_Actors_01-24/Actor_XX/`` with 15 short clips per actor."""
+    layouts.write_files(root, layouts.ravdess_files(actors, takes=1), seconds=0.3)
+    return root / "Audio_Speech_Actors_01-24"
+
+
+def skip_reasons(root: Path, index) -> dict[str, str]:
+    return {Path(entry.path).relative_to(root).as_posix(): entry.reason for entry in index.skipped}
+
+
+def test_linked_folders_are_followed_once_and_bad_links_reported(tmp_path: Path) -> None:
+    store, root = write_actors(tmp_path / "store", range(1, 3)), tmp_path / "ravdess"
+    root.mkdir()
+    (root / "Actor_01").symlink_to(store / "Actor_01", target_is_directory=True)
+    (root / "Actor_02").symlink_to(store / "Actor_02", target_is_directory=True)
+    (store / "Actor_02" / "up").symlink_to(root, target_is_directory=True)  # a loop: ravdess/Actor_02/up/Actor_02/...
+    (root / "again").symlink_to(store / "Actor_01", target_is_directory=True)
+    (root / "03-01-02-01-01-01-03.wav").symlink_to(tmp_path / "moved.wav")
+    index = scan(root, ["ravdess"])
+    assert len(index.clips) == 2 * 15 and {clip.speaker for clip in index.clips} == {"01", "02"}
+    assert skip_reasons(root, index) == {
+        "Actor_02/up": f"symbolic link loop: leads back to {root}",
+        "again": f"same folder as {root / 'Actor_01'}, already scanned",
+        "03-01-02-01-01-01-03.wav": f"broken symbolic link: {tmp_path / 'moved.wav'} does not exist",
+    }
+    assert summarise_skipped(index.skipped) == "2 × broken or looping link, 1 × linked folder seen twice"
+
+
+def test_unreadable_folders_and_files_are_skipped_as_permission_denied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    actors = write_actors(tmp_path, range(1, 3))  # chmod 000 does not stop root (as in CI): deny the calls instead
+    locked_folder, locked_file = actors / "Actor_02", actors / "Actor_01" / "03-01-03-01-01-01-01.wav"
+    scandir, path_open = os.scandir, Path.open
+
+    def denying_scandir(path: str | os.PathLike = ".") -> object:
+        if Path(path) == locked_folder:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return scandir(path)
+
+    def denying_open(path: Path, *args: object, **kwargs: object) -> object:
+        if path == locked_file:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return path_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "scandir", denying_scandir)
+    monkeypatch.setattr(Path, "open", denying_open)
+    index = scan(tmp_path, ["ravdess"])
+    assert len(index.clips) == 14
+    assert skip_reasons(actors, index) == {
+        "Actor_02": "permission denied: folder not readable",
+        "Actor_01/03-01-03-01-01-01-01.wav": "permission denied: file not readable",
+    }
+    assert summarise_skipped(index.skipped) == "2 × permission denied"
+
+
+def test_a_manifest_reads_paths_relative_to_its_folder_and_refuses_missing_files(tmp_path: Path) -> None:
+    name = "Actor_01/03-01-02-01-01-01-01.wav"
+    write_wav(tmp_path / "corpus" / name, tone(0.5, 48_000), 48_000)
+    manifest = tmp_path / "corpus" / "ravdess.csv"
+    manifest.write_text(f"path,corpus,speaker,emotion,split\n{name},ravdess,01,calm,\n")
+    (clip,) = index_corpora(["ravdess"], None, manifest=str(manifest))
+    assert clip.path == str(tmp_path / "corpus" / name) and clip.emotion == "calm"
+    with manifest.open("a") as handle:
+        handle.write("Actor_02/03-01-02-01-01-01-02.wav,ravdess,02,calm,\n")
+    with pytest.raises(FinserError, match=r"1 of 2 files do not exist, e\.g\. \S+Actor_02/03-01-02.*prepare_corpora"):
+        index_corpora(["ravdess"], None, manifest=str(manifest))
+    with pytest.raises(FinserError, match=r"manifest \S+nowhere\.csv does not exist.*prepare_corpora"):
+        index_corpora(["ravdess"], None, manifest=str(tmp_path / "nowhere.csv"))

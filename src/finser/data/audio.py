@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -52,27 +53,34 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
     return samples.mean(axis=1) if samples.ndim == 2 else samples
 
 
-def is_lfs_pointer(path: Path) -> bool:
-    """A git-lfs pointer (~130-byte text) stands where the audio should be when a repo is cloned without git-lfs."""
-    if path.stat().st_size > 1024:
-        return False
-    with path.open("rb") as handle:
-        return handle.read(len(LFS_MAGIC)) == LFS_MAGIC
-
-
 def read_native(path: str | Path) -> tuple[np.ndarray, int]:
-    """Decode one file at its own rate, downmixed to mono float32; raise AudioError naming the problem."""
+    """Decode one file at its own rate, downmixed to mono float32; raise AudioError naming the problem.
+
+    The file is opened here, once, so a file the user may not read says so instead of "not readable as audio".
+    """
     path = Path(path)
-    if not path.exists():
-        raise AudioError(f"{path}: file does not exist")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: empty file (0 bytes)")
-    if is_lfs_pointer(path):
-        raise AudioError(f"{path}: git-lfs pointer file, not audio (clone with git-lfs and run `git lfs pull`)")
     try:
-        samples, native_rate = soundfile.read(path, dtype="float32", always_2d=False)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
-        raise AudioError(f"{path}: not readable as audio ({error})") from error
+        handle = path.open("rb", buffering=0)  # unbuffered: libsndfile reads the descriptor from where seek() puts it
+    except FileNotFoundError as error:
+        raise AudioError(f"{path}: file does not exist") from error
+    except PermissionError as error:
+        raise AudioError(f"{path}: permission denied: file not readable") from error
+    except OSError as error:  # e.g. a folder, or a device gone away
+        raise AudioError(f"{path}: cannot be opened ({error.strerror})") from error
+    with handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            raise AudioError(f"{path}: empty file (0 bytes)")
+        # A git-lfs pointer (~130-byte text) stands where the audio should be when a repo is cloned without git-lfs.
+        if size <= 1024 and handle.read(len(LFS_MAGIC)) == LFS_MAGIC:
+            raise AudioError(f"{path}: git-lfs pointer file, not audio (clone with git-lfs and run `git lfs pull`)")
+        handle.seek(0)
+        try:
+            samples, native_rate = soundfile.read(handle.fileno(), dtype="float32", always_2d=False, closefd=False)
+        except soundfile.LibsndfileError as error:
+            raise AudioError(f"{path}: not readable as audio ({error.error_string})") from error
+        except (RuntimeError, TypeError, ValueError) as error:
+            raise AudioError(f"{path}: not readable as audio ({error})") from error
     return np.ascontiguousarray(to_mono(samples), dtype=np.float32), int(native_rate)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -26,7 +27,7 @@ from finser.errors import FinserError
 log = logging.getLogger(__name__)
 
 STUDY_CORPORA = ("ravdess", "crema_d", "tess", "savee")
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2  # 2: linked folders followed, unreadable folders and files listed as skipped
 
 
 class LabelError(FinserError):
@@ -195,10 +196,72 @@ def validate(path: Path) -> str | None:
     return None
 
 
-def audio_files(root: Path) -> list[Path]:
-    """Every .wav under root (any case), least nested first, so the canonical copy of a duplicate comes first."""
-    files = [path for path in root.rglob("*") if path.suffix.lower() == ".wav" and path.is_file()]
-    return sorted(files, key=lambda path: (len(path.parts), str(path)))
+@dataclass
+class Listing:
+    """The .wav files under a root, and every folder, link or file the walk could not use, with why."""
+
+    files: list[Path] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def folder_error(error: OSError) -> Skipped:
+    """A folder ``os.walk`` could not list: its true reason, not a silent drop."""
+    if isinstance(error, PermissionError):
+        return Skipped(str(error.filename), "permission denied: folder not readable")
+    return Skipped(str(error.filename), f"folder not readable ({error.strerror})")
+
+
+def entry_problem(path: Path) -> str | None:
+    """Why a name in a folder cannot be a clip's file: a link to nowhere, or a .wav that is not a regular file."""
+    if path.is_symlink():
+        try:
+            path.stat()
+        except FileNotFoundError:
+            return f"broken symbolic link: {Path(os.readlink(path))} does not exist"
+        except OSError as error:  # e.g. links that lead to each other
+            return f"symbolic link cannot be followed ({error.strerror})"
+    if path.suffix.lower() == ".wav" and not path.is_file():
+        return "not a regular file"
+    return None
+
+
+def repeated_folder(path: Path, walked: dict[tuple[int, int], Path]) -> str | None:
+    """Why a (linked) folder is not walked again: it is one already walked; otherwise record it and say None."""
+    status = path.stat()
+    first = walked.setdefault((status.st_dev, status.st_ino), path)
+    if first == path:
+        return None
+    if first in path.parents:
+        return f"symbolic link loop: leads back to {first}"
+    return f"same folder as {first}, already scanned"
+
+
+def audio_files(root: Path) -> Listing:
+    """Every .wav under root (any case), least nested first, so the canonical copy of a duplicate comes first.
+
+    Linked folders are followed (a copy may link actor folders from elsewhere), each real folder once: a link back
+    to a folder already walked is listed as skipped instead of looping or counting its files twice.
+    """
+    listing = Listing()
+    status = root.stat()
+    walked = {(status.st_dev, status.st_ino): root}
+    walk = os.walk(root, followlinks=True, onerror=lambda error: listing.skipped.append(folder_error(error)))
+    for folder, subfolders, names in walk:
+        subfolders.sort(key=lambda name: (os.path.islink(os.path.join(folder, name)), name))  # real before links
+        for name in list(subfolders):
+            reason = repeated_folder(Path(folder, name), walked)
+            if reason is not None:
+                subfolders.remove(name)
+                listing.skipped.append(Skipped(os.path.join(folder, name), reason))
+        for name in names:
+            path = Path(folder, name)
+            reason = entry_problem(path)
+            if reason is not None:
+                listing.skipped.append(Skipped(str(path), reason))
+            elif path.suffix.lower() == ".wav":
+                listing.files.append(path)
+    listing.files.sort(key=lambda path: (len(path.parts), str(path)))
+    return listing
 
 
 def parse(path: Path, names: Sequence[str]) -> tuple[str, Parsed]:
@@ -228,9 +291,10 @@ def scan(root: str | Path, names: Sequence[str]) -> Index:
     unknown = [name for name in names if name not in CORPORA]
     if unknown:
         raise FinserError(f"unknown corpus {unknown}: choose from {sorted(CORPORA)}")
-    index = Index()
+    listing = audio_files(root)
+    index = Index(skipped=listing.skipped)
     seen: dict[tuple[str, str], Path] = {}
-    for path in audio_files(root):
+    for path in listing.files:
         try:
             corpus, parsed = parse(path, names)
         except LabelError as error:
@@ -251,7 +315,7 @@ def scan(root: str | Path, names: Sequence[str]) -> Index:
 def listing_key(root: Path, names: Sequence[str]) -> str:
     """Names, sizes and modification times of every file: a changed corpus hashes to a new index."""
     digest = hashlib.sha1(json.dumps([INDEX_FORMAT, sorted(names), str(root.resolve())]).encode())
-    for path in audio_files(root):
+    for path in audio_files(root).files:
         stat = path.stat()
         digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:16]
@@ -286,6 +350,11 @@ def cached_scan(root: str | Path, names: Sequence[str], cache_dir: str | Path | 
 
 
 SKIP_KINDS = (  # reason fragment → short kind, for the summary line
+    ("permission denied", "permission denied"),
+    ("folder not readable", "unreadable folder"),
+    ("symbolic link", "broken or looping link"),
+    ("same folder as", "linked folder seen twice"),
+    ("not a regular file", "not a regular file"),
     ("duplicate of", "duplicate"),
     ("git-lfs", "git-lfs pointer"),
     ("which this dataset", "other corpus"),
@@ -316,24 +385,37 @@ def index_corpora(
     """
     names = list(names)
     if manifest is not None:
-        return read_manifest(Path(manifest))
+        return manifest_clips(Path(manifest))
     index = cached_scan(root, names, cache_dir)
     for entry in index.skipped:  # files of corpora not selected (e.g. ESD beside the study's four) only at INFO
         level = logging.INFO if skip_kind(entry.reason) == "other corpus" else logging.WARNING
         log.log(level, "skipped %s: %s", entry.path, entry.reason)
     if index.skipped:
-        log.warning("skipped %d files: %s", len(index.skipped), summarise_skipped(index.skipped))
+        log.warning("skipped %d paths: %s", len(index.skipped), summarise_skipped(index.skipped))
     if not index.clips:
         raise FinserError(no_clips_message(root, names, index))
     log.info("indexed %d clips of %s under %s", len(index.clips), "+".join(names), root)
     return index.clips
 
 
+def manifest_clips(manifest: Path) -> list[Clip]:
+    """A prepared manifest's clips, whose files must all be there: a moved corpus fails now, not mid-run."""
+    clips = read_manifest(manifest)
+    missing = [clip.path for clip in clips if not Path(clip.path).is_file()]
+    if missing:
+        raise FinserError(
+            f"dataset.manifest={manifest}: {len(missing)} of {len(clips)} files do not exist, e.g. {missing[0]}: the "
+            "corpus moved, or the manifest is older than finser's absolute paths (its paths were relative to where it "
+            "was written): re-run scripts/prepare_corpora.py"
+        )
+    return clips
+
+
 def no_clips_message(root: str | Path | None, names: Sequence[str], index: Index) -> str:
     lfs = sum("git-lfs" in entry.reason for entry in index.skipped)
     advice = f" {lfs} are git-lfs pointer files: install git-lfs and run `git lfs pull` in the clone." if lfs else ""
     return (
-        f"no usable {'+'.join(names)} clip under dataset.root '{root}': {len(index.skipped)} .wav file(s) skipped "
+        f"no usable {'+'.join(names)} clip under dataset.root '{root}': {len(index.skipped)} path(s) skipped "
         f"({summarise_skipped(index.skipped) or 'no .wav files found'}).{advice} Point dataset.root at the "
         f'downloaded corpus (see README "Real corpora").'
     )
