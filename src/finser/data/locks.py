@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,13 +16,17 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def exclusive(path: str | Path) -> Iterator[None]:
-    """Hold ``flock`` on ``path`` (created if missing); the OS releases it if the holder dies, so none goes stale."""
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """Hold ``flock`` on ``path``: a lock file (created if missing), or a folder itself, which adds no file to it.
+
+    The OS releases the lock when its holder dies, so none goes stale.
+    """
+    flags = os.O_RDONLY if Path(path).is_dir() else os.O_RDWR | os.O_CREAT
+    descriptor = os.open(path, flags, 0o666)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
 
 
 def remove_stale_temporaries(folder: Path, pattern: str) -> None:

@@ -96,7 +96,7 @@ def publish_checkpoint(model: nn.Module, model_config: dict[str, Any], path: str
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive(path.parent / f".{path.name}.lock"):  # trials of one sweep finishing at once take turns
+    with exclusive(path.parent):  # trials of one sweep finishing at once take turns; no lock file is left behind
         if path.exists():
             try:
                 old = read_checkpoint(path)["meta"]
