@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from finser.errors import FinserError
 SAMPLE_RATE = 22_050
 MIN_SAMPLES = 2048  # one analysis window
 LFS_MAGIC = b"version https://git-lfs"
+BLOCK_FRAMES = 1 << 18  # frames decoded at a time: 12 s at 22,050 Hz, 2 MB of float32 in stereo at any rate
+DECODING_ERRORS = (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError)
 
 
 class AudioError(FinserError):
@@ -60,9 +63,8 @@ def is_lfs_pointer(path: Path) -> bool:
         return handle.read(len(LFS_MAGIC)) == LFS_MAGIC
 
 
-def read_native(path: str | Path) -> tuple[np.ndarray, int]:
-    """Decode one file at its own rate, downmixed to mono float32; raise AudioError naming the problem."""
-    path = Path(path)
+def open_audio(path: Path) -> soundfile.SoundFile:
+    """The file opened for decoding, or an AudioError naming why it is not audio."""
     if not path.exists():
         raise AudioError(f"{path}: file does not exist")
     if path.stat().st_size == 0:
@@ -70,35 +72,57 @@ def read_native(path: str | Path) -> tuple[np.ndarray, int]:
     if is_lfs_pointer(path):
         raise AudioError(f"{path}: git-lfs pointer file, not audio (clone with git-lfs and run `git lfs pull`)")
     try:
-        samples, native_rate = soundfile.read(path, dtype="float32", always_2d=False)
-    except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
+        return soundfile.SoundFile(path)
+    except DECODING_ERRORS as error:
         raise AudioError(f"{path}: not readable as audio ({error})") from error
-    return np.ascontiguousarray(to_mono(samples), dtype=np.float32), int(native_rate)
 
 
-def resample(samples: np.ndarray, native_rate: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    if native_rate == sample_rate or not samples.size:
-        return samples
-    return soxr.resample(samples, native_rate, sample_rate, quality="HQ").astype(np.float32, copy=False)
+def native_blocks(handle: soundfile.SoundFile, block_frames: int) -> Iterator[np.ndarray]:
+    """Mono float32 blocks at the file's own rate; a decoding error part-way becomes an AudioError too."""
+    try:
+        for block in handle.blocks(block_frames, dtype="float32", always_2d=False):
+            yield to_mono(block)
+    except DECODING_ERRORS as error:
+        raise AudioError(f"{handle.name}: not readable as audio ({error})") from error
+
+
+def read_native(path: str | Path) -> tuple[np.ndarray, int]:
+    """Decode one file at its own rate, downmixed to mono float32; raise AudioError naming the problem."""
+    with open_audio(Path(path)) as handle:
+        samples = np.concatenate([np.zeros(0, np.float32), *native_blocks(handle, BLOCK_FRAMES)])
+    return samples, int(handle.samplerate)
+
+
+def read_blocks(
+    path: str | Path, sample_rate: int = SAMPLE_RATE, block_frames: int = BLOCK_FRAMES
+) -> Iterator[np.ndarray]:
+    """Decode, downmix, check and resample one block at a time, so memory stays bounded however long the file is.
+
+    soxr's stream carries its filter state from block to block: the blocks join to exactly what one
+    ``soxr.resample`` of the whole file gives. Blocks may be empty; the length check comes with the last one.
+    """
+    path = Path(path)
+    n_samples = 0
+    with open_audio(path) as handle:
+        stream = soxr.ResampleStream(handle.samplerate, sample_rate, 1, dtype="float32", quality="HQ")
+        for block in native_blocks(handle, block_frames):
+            if not np.isfinite(block).all():  # before resampling: soxr would smear one NaN over its neighbours
+                raise AudioError(f"{path}: contains NaN or inf samples")
+            resampled = stream.resample_chunk(block)
+            n_samples += resampled.size
+            yield resampled
+        last = stream.resample_chunk(np.zeros(0, np.float32), last=True)
+    if n_samples + last.size < MIN_SAMPLES:
+        raise AudioError(
+            f"{path}: {n_samples + last.size} samples at {sample_rate} Hz is shorter than one {MIN_SAMPLES}-sample "
+            "window"
+        )
+    yield last
 
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode, downmix and resample one file, then check it is usable as a clip."""
-    samples, native_rate = read_native(path)
-    if not np.isfinite(samples).all():  # checked before resampling: soxr would smear one NaN over its neighbours
-        raise AudioError(f"{path}: contains NaN or inf samples")
-    return check_clip(np.ascontiguousarray(resample(samples, native_rate, sample_rate)), str(path))
-
-
-def check_clip(samples: np.ndarray, name: str) -> np.ndarray:
-    """Reject clips no feature can be computed on: non-finite samples or shorter than one window."""
-    if not np.isfinite(samples).all():
-        raise AudioError(f"{name}: contains NaN or inf samples")
-    if samples.size < MIN_SAMPLES:
-        raise AudioError(
-            f"{name}: {samples.size} samples at {SAMPLE_RATE} Hz is shorter than one {MIN_SAMPLES}-sample window"
-        )
-    return samples
+    """Decode, downmix and resample one file, checked usable as a clip (``read_blocks`` joined)."""
+    return np.concatenate(list(read_blocks(path, sample_rate)))
 
 
 def fit_length(signal: np.ndarray, n_samples: int) -> np.ndarray:
