@@ -1,4 +1,4 @@
-"""Predict emotions: `python predict.py ckpt=PATH audio=FILE_OR_DIR [out=FILE.csv] [windows=true] [batch=16]`.
+"""Predict emotions: `python predict.py ckpt=PATH audio=FILE_OR_DIR [out=FILE.csv] [windows=true] [batch=32]`.
 
 Prints one CSV row per file (path, emotion, probability, each class's probability, error, warning) as each file
 finishes; a file that cannot be read gets a row with its error and the rest continue. ``batch`` bounds the windows
@@ -29,7 +29,7 @@ def parse(argv: list[str]) -> dict[str, str | None]:
     if missing:
         raise FinserError(f"missing {' and '.join(missing)}: usage: {__doc__.splitlines()[0].split(': ', 1)[1]}")
     if not options["batch"].isdigit() or int(options["batch"]) < 1:
-        raise FinserError(f"batch={options['batch']!r}: expected a whole number of windows per forward pass, e.g. 16")
+        raise FinserError(f"batch={options['batch']!r}: expected a whole number of windows per forward pass, e.g. 32")
     return options
 
 

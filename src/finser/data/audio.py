@@ -21,7 +21,7 @@ from finser.errors import FinserError
 SAMPLE_RATE = 22_050
 MIN_SAMPLES = 2048  # one analysis window
 LFS_MAGIC = b"version https://git-lfs"
-BLOCK_FRAMES = 1 << 18  # frames decoded at a time: 12 s at 22,050 Hz, 2 MB of float32 in stereo at any rate
+BLOCK_FRAMES = 1 << 16  # frames decoded at a time: 3 s at 22,050 Hz, 0.5 MB of float32 in stereo
 DECODING_ERRORS = (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError)
 
 
