@@ -27,7 +27,7 @@ from finser.errors import FinserError
 from finser.models.checkpoint import load_model
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf"}
-BATCH_SIZE = 32  # windows per forward pass: predict.py peaks near 0.5 GB at any length (bench.py section 6)
+BATCH_SIZE = 32  # windows per forward pass: predict.py peaks at 0.5-0.6 GB at any length (bench.py section 6)
 SILENCE_LEVEL = 1e-4  # |x| below this is digital silence (-80 dBFS; 16-bit audio's last bit is 3e-5)
 MOSTLY = 0.8  # warn when more than this share of what the model hears is digital silence or zero padding
 Item = TypeVar("Item")
