@@ -1,17 +1,21 @@
-"""Predict emotions: `python predict.py ckpt=PATH audio=FILE_OR_DIR [out=FILE.csv] [windows=true]`.
+"""Predict emotions: `python predict.py ckpt=PATH audio=FILE_OR_DIR [out=FILE.csv] [windows=true] [batch=32]`.
 
-Prints one CSV row per file (path, emotion, probability, each class's probability, error); a file that cannot be
-read gets a row with its error and the rest continue.
+Prints one CSV row per file (path, emotion, probability, each class's probability, error, warning) as each file
+finishes; a file that cannot be read gets a row with its error and the rest continue. ``batch`` bounds the windows
+per forward pass (memory), never the results. A progress bar goes to stderr when it is a terminal.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 
-from finser.errors import FinserError
-from finser.inference import EmotionPredictor, audio_files, write_predictions
+from rich.console import Console
 
-KEYS = {"ckpt": None, "audio": None, "out": None, "windows": "false"}
+from finser.errors import FinserError
+from finser.inference import BATCH_SIZE, EmotionPredictor, PredictionWriter, audio_files, progress_bar
+
+KEYS = {"ckpt": None, "audio": None, "out": None, "windows": "false", "batch": str(BATCH_SIZE)}
 
 
 def parse(argv: list[str]) -> dict[str, str | None]:
@@ -24,21 +28,28 @@ def parse(argv: list[str]) -> dict[str, str | None]:
     missing = [key for key in ("ckpt", "audio") if not options[key]]
     if missing:
         raise FinserError(f"missing {' and '.join(missing)}: usage: {__doc__.splitlines()[0].split(': ', 1)[1]}")
+    if not options["batch"].isdigit() or int(options["batch"]) < 1:
+        raise FinserError(f"batch={options['batch']!r}: expected a whole number of windows per forward pass, e.g. 32")
     return options
 
 
 def main(argv: list[str]) -> int:
     try:
         options = parse(argv)
-        predictor = EmotionPredictor(options["ckpt"])
+        predictor = EmotionPredictor(options["ckpt"], int(options["batch"]))
         files = audio_files(options["audio"])
+        writer = PredictionWriter(predictor.emotions, options["out"])
     except FinserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     list_windows = str(options["windows"]).lower() in {"1", "true", "yes"}
-    predictions = [row for path in files for row in predictor.predict(path, list_windows)]
-    write_predictions(predictions, predictor.emotions, options["out"])
-    return 1 if all(prediction.error for prediction in predictions) else 0
+    failed = 0
+    with writer, progress_bar(files, Console(stderr=True)) as advance:
+        for path in files:
+            rows = predictor.predict(path, list_windows, functools.partial(advance, path))
+            writer.write(rows)
+            failed += bool(rows[0].error)
+    return 1 if failed == len(files) else 0
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ Sections: (1) exact features (``finser.features``) vs librosa per file and per 2
 the torch code of ``--baseline-rev`` (the first, unoptimised version) for before/after; (2) each FIN's parameters,
 FLOPs per frame and frames/s beside the study's; (3) training steps per second (FIN frames/s, SER clips/s) and the
 FIN data loader's rate; (4) ``python train.py`` to its first training step; (5) ``scripts/bench_data.py``'s table
-(decode/augment throughput, peak RSS serving the full-scale union).
+(decode/augment throughput, peak RSS serving the full-scale union); (6) ``python predict.py`` on a generated 60-minute
+file: its peak RSS.
 """
 
 from __future__ import annotations
@@ -927,6 +928,84 @@ def data_markdown(result: dict) -> str:
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# 6. Predicting a long file
+
+
+def tiny_ser_checkpoint(path: Path) -> Path:
+    """An untrained SER model (exact front-end, the study's conv1d head) published as run.py publishes one."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from finser.data.labels import EMOTIONS
+    from finser.models.checkpoint import save_checkpoint
+
+    head = OmegaConf.load(REPO / "conf" / "ser_head" / "conv1d.yaml").net
+    config = {"_target_": "finser.models.ser.SERModel", "front_end": {"_target_": "finser.models.ser.ExactFrontEnd"},
+              "head": OmegaConf.to_container(head)}  # fmt: skip
+    meta = {"kind": "ser", "emotions": list(EMOTIONS), "clip_samples": 55_125, "sample_rate": 22_050}
+    return save_checkpoint(instantiate(config), config, path, **meta)
+
+
+def write_noise(path: Path, minutes: float, sample_rate: int) -> Path:
+    """Quiet white noise as 16-bit PCM, written a minute at a time (an hour at 16 kHz is 115 MB on disk)."""
+    import numpy as np
+    import soundfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    remaining = round(minutes * 60 * sample_rate)
+    with soundfile.SoundFile(path, "w", sample_rate, 1, subtype="PCM_16") as handle:
+        while remaining > 0:
+            block = min(remaining, 60 * sample_rate)
+            handle.write((0.1 * rng.standard_normal(block)).astype(np.float32))
+            remaining -= block
+    return path
+
+
+def predict_peak_rss(arguments: list[str], out: Path) -> dict:
+    """``python predict.py ARGUMENTS`` in its own process, stdout to ``out``; its peak RSS as ``wait4`` reports it
+    for that one process (``RUSAGE_CHILDREN`` would be the largest of every child so far)."""
+    start = time.perf_counter()
+    with out.open("w") as stdout, out.with_suffix(".stderr").open("w+") as stderr:
+        process = subprocess.Popen([sys.executable, str(REPO / "predict.py"), *arguments], cwd=REPO, stdout=stdout,
+                                   stderr=stderr)  # fmt: skip
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        stderr.seek(0)
+        return {
+            "returncode": process.returncode,
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux reports KiB
+            "seconds": round(time.perf_counter() - start, 1),
+            "stderr": stderr.read()[-1500:],
+        }
+
+
+def bench_predict(minutes: float = 60, sample_rate: int = 16_000) -> dict:
+    """``predict.py`` on one generated file of ``minutes`` (goal: peak RSS under 1 GB for an hour)."""
+    with tempfile.TemporaryDirectory(prefix="finser-bench-predict-") as temporary:
+        checkpoint = tiny_ser_checkpoint(Path(temporary) / "ser_model.ckpt")
+        audio = write_noise(Path(temporary) / "long.wav", minutes, sample_rate)
+        result = predict_peak_rss([f"ckpt={checkpoint}", f"audio={audio}"], Path(temporary) / "out.csv")
+    return {"minutes": minutes, "sample_rate": sample_rate, **result}
+
+
+def predict_markdown(result: dict) -> str:
+    if result["returncode"] != 0:
+        return f"**Failed** (exit {result['returncode']}): {result['stderr']}"
+    verdict = "meets" if result["peak_rss_mb"] < 1024 else "misses"
+    rows = [[f"{result['minutes']:g} min at {result['sample_rate']:,} Hz", fmt(result["peak_rss_mb"]),
+             f"{result['seconds']:.1f} s"]]  # fmt: skip
+    return "\n".join(
+        [
+            "`python predict.py ckpt=... audio=LONG.wav` in its own process (untrained exact-features SER model, white "
+            "noise, 16-bit WAV); peak RSS of that process from `wait4`.\n",
+            table(["file", "peak RSS (MB)", "wall time"], rows),
+            f"\nPeak RSS {result['peak_rss_mb']:,.0f} MB: {verdict} the < 1 GB goal.",
+        ]
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
 
 
 def main(arguments: list[str]) -> int:
@@ -983,6 +1062,7 @@ def main(arguments: list[str]) -> int:
         )
     else:
         sections.append(("5. Data pipeline and peak RSS", "Skipped (--skip-data)."))
+    section("6. Predicting a long file", "predict", bench_predict, predict_markdown)
 
     info = results["machine"]
     head = [

@@ -1,33 +1,57 @@
-"""Emotion prediction for audio files with a published SER model: one row per file, errors as rows too."""
+"""Emotion prediction for audio files with a published SER model: one row per file, errors as rows too.
+
+Memory stays bounded whatever a file's length: audio is decoded in blocks (``read_blocks``), cut into the model's
+windows as it comes, and scored ``batch_size`` windows per forward pass. Rows are written and flushed as each file
+finishes, so a crash keeps the rows already done.
+"""
 
 from __future__ import annotations
 
 import csv
+import itertools
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 
 import numpy as np
+import soundfile
 import torch
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from finser.data.audio import SAMPLE_RATE, AudioError, load_audio
+from finser.data.audio import DECODING_ERRORS, SAMPLE_RATE, AudioError, read_blocks
 from finser.errors import FinserError
 from finser.models.checkpoint import load_model
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf"}
+BATCH_SIZE = 32  # windows per forward pass: predict.py peaks at 0.5-0.6 GB at any length (bench.py section 6)
+SILENCE_LEVEL = 1e-4  # |x| below this is digital silence (-80 dBFS; 16-bit audio's last bit is 3e-5)
+MOSTLY = 0.8  # warn when more than this share of what the model hears is digital silence or zero padding
+Item = TypeVar("Item")
 
 
 @dataclass
 class Prediction:
-    """One scored file or window; ``error`` is set (and the rest empty) when the file could not be scored."""
+    """One scored file or window; ``error`` is set (and the rest empty) when the file could not be scored;
+    ``warning`` says why a prediction may mean little (the model heard mostly silence or padding)."""
 
     path: str
     emotion: str = ""
     probability: float = float("nan")
     probabilities: dict[str, float] = field(default_factory=dict)
     error: str = ""
+    warning: str = ""
+
+
+@dataclass
+class Tally:
+    """How many samples a file had, and how many of them were digital silence."""
+
+    samples: int = 0
+    silent: int = 0
 
 
 def audio_files(target: str | Path) -> list[Path]:
@@ -43,23 +67,63 @@ def audio_files(target: str | Path) -> list[Path]:
     return files
 
 
-def windows(signal: np.ndarray, clip_samples: int | None) -> list[tuple[int, np.ndarray]]:
-    """The clip length the model was trained on, sliding by half a clip; the last window is zero-padded."""
+def windows(blocks: Iterable[np.ndarray], clip_samples: int | None) -> Iterator[tuple[int, np.ndarray]]:
+    """The clip length the model was trained on, sliding by half a clip until a window reaches the end of the
+    signal; the last window is zero-padded. Holds one window and one block at a time (no clip length: the whole
+    signal, one window)."""
     if not clip_samples:
-        return [(0, signal)]
+        yield 0, np.concatenate(list(blocks))
+        return
     hop = clip_samples // 2
-    starts = range(0, max(len(signal) - clip_samples, 0) + hop, hop) if len(signal) > clip_samples else [0]
-    out = []
-    for start in starts:
-        piece = signal[start : start + clip_samples]
-        out.append((start, np.pad(piece, (0, clip_samples - len(piece)))))
-    return out
+    buffer, start = np.zeros(0, np.float32), 0  # the signal from sample `start` on, not yet scored
+    for block in blocks:
+        buffer = np.concatenate([buffer, block])
+        while buffer.size >= clip_samples:
+            yield start, buffer[:clip_samples]
+            buffer, start = buffer[hop:], start + hop
+    if start == 0 or buffer.size > clip_samples - hop:  # no window yet, or the end lies past the last one
+        yield start, np.pad(buffer, (0, clip_samples - buffer.size))
+
+
+def batched(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    """Lists of ``size`` items (the last may be shorter): ``itertools.batched`` before Python 3.12."""
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
+
+
+def tallied(blocks: Iterable[np.ndarray], tally: Tally, advance: Callable[[float], None]) -> Iterator[np.ndarray]:
+    """The blocks unchanged, counted into ``tally`` and reported to ``advance`` (seconds) as they pass."""
+    for block in blocks:
+        tally.samples += block.size
+        tally.silent += int(np.count_nonzero(np.abs(block) < SILENCE_LEVEL))
+        advance(block.size / SAMPLE_RATE)
+        yield block
+
+
+def warning_for(tally: Tally, clip_samples: int | None) -> str:
+    """Why a prediction may mean little: the model heard mostly digital silence, or mostly the zeros that pad a
+    file shorter than its clip."""
+    warnings = []
+    if tally.silent > MOSTLY * tally.samples:
+        share = tally.silent / tally.samples
+        warnings.append(f"mostly silence: {share:.0%} of the samples are digital silence (|x| < {SILENCE_LEVEL:g})")
+    if clip_samples and tally.samples < (1 - MOSTLY) * clip_samples:
+        warnings.append(
+            f"mostly padding: the file is {tally.samples / SAMPLE_RATE:.2f} s, the model's clip is "
+            f"{clip_samples / SAMPLE_RATE:.2f} s"
+        )
+    return "; ".join(warnings)
+
+
+def ignore(seconds: float) -> None:
+    """No progress to report."""
 
 
 class EmotionPredictor:
     """Loads an SER checkpoint once and scores files: probabilities averaged over a file's windows."""
 
-    def __init__(self, checkpoint: str | Path) -> None:
+    def __init__(self, checkpoint: str | Path, batch_size: int = BATCH_SIZE) -> None:
         self.model, meta = load_model(checkpoint)
         if meta.get("kind") != "ser":
             raise FinserError(
@@ -68,48 +132,92 @@ class EmotionPredictor:
             )
         self.emotions: list[str] = list(meta["emotions"])
         self.clip_samples: int | None = meta.get("clip_samples")
+        self.batch_size = batch_size
 
     @torch.no_grad()
-    def score(self, signal: np.ndarray) -> list[tuple[int, np.ndarray]]:
-        parts = windows(signal, self.clip_samples)
-        batch = torch.from_numpy(np.stack([piece for _, piece in parts]).astype(np.float32))
-        probabilities = torch.softmax(self.model(batch), dim=-1).numpy()
-        return [(start, row) for (start, _), row in zip(parts, probabilities, strict=True)]
+    def score(self, parts: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:
+        """Each window's probabilities, ``batch_size`` windows per forward pass, so memory does not grow with the
+        file's length (the model is in eval mode: a window's result does not depend on its batch)."""
+        for batch in batched(parts, self.batch_size):
+            probabilities = torch.softmax(self.model(torch.from_numpy(np.stack([p for _, p in batch]))), dim=-1)
+            yield from zip((start for start, _ in batch), probabilities.numpy(), strict=True)
 
-    def predict(self, path: Path, list_windows: bool = False) -> list[Prediction]:
+    def predict(
+        self, path: Path, list_windows: bool = False, advance: Callable[[float], None] = ignore
+    ) -> list[Prediction]:
+        """The file's row and, with ``list_windows``, one row per window; ``advance`` hears the seconds decoded."""
+        tally = Tally()
         try:
-            scored = self.score(load_audio(path))
+            scored = list(self.score(windows(tallied(read_blocks(path), tally, advance), self.clip_samples)))
         except AudioError as error:
             return [Prediction(str(path), error=str(error))]
-        rows = [self._row(str(path), np.mean([row for _, row in scored], axis=0))]
+        mean = np.mean([row for _, row in scored], axis=0)
+        rows = [self._row(str(path), mean, warning_for(tally, self.clip_samples))]
         if list_windows:
             span = self.clip_samples or 0
             rows += [self._row(f"{path}#{start / SAMPLE_RATE:.2f}-{(start + span) / SAMPLE_RATE:.2f}s", row)
                      for start, row in scored]  # fmt: skip
         return rows
 
-    def _row(self, name: str, probabilities: np.ndarray) -> Prediction:
+    def _row(self, name: str, probabilities: np.ndarray, warning: str = "") -> Prediction:
         best = int(probabilities.argmax())
-        return Prediction(name, self.emotions[best], float(probabilities[best]),
-                          dict(zip(self.emotions, map(float, probabilities), strict=True)))  # fmt: skip
+        named = dict(zip(self.emotions, map(float, probabilities), strict=True))
+        return Prediction(name, self.emotions[best], float(probabilities[best]), named, warning=warning)
 
 
-def write_predictions(predictions: Iterable[Prediction], emotions: list[str], out: str | Path | None) -> None:
-    """CSV rows ``path, emotion, probability, p_<emotion>..., error`` to stdout, and to ``out`` when given."""
-    header = ["path", "emotion", "probability", *[f"p_{emotion}" for emotion in emotions], "error"]
-    rows = [
-        [p.path, p.emotion, "" if p.error else f"{p.probability:.4f}",
-         *["" if p.error else f"{p.probabilities[e]:.4f}" for e in emotions], p.error]
-        for p in predictions
-    ]  # fmt: skip
-    _write_csv(sys.stdout, header, rows)
-    if out is not None:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        with Path(out).open("w", newline="") as handle:
-            _write_csv(handle, header, rows)
+class PredictionWriter:
+    """CSV rows ``path, emotion, probability, p_<emotion>..., error, warning`` to stdout, and to ``out`` when given,
+    flushed as each file's rows come, so a crash keeps the rows of the files already done."""
+
+    def __init__(self, emotions: list[str], out: str | Path | None) -> None:
+        self.emotions = emotions
+        self.file: TextIO | None = None
+        if out is not None:
+            try:
+                Path(out).parent.mkdir(parents=True, exist_ok=True)
+                self.file = Path(out).open("w", newline="")  # noqa: SIM115 (closed by __exit__)
+            except OSError as error:
+                message = f"out={str(out)!r} cannot be written ({error.strerror}): pass a writable path"
+                raise FinserError(message) from error
+        self._write([["path", "emotion", "probability", *[f"p_{emotion}" for emotion in emotions], "error", "warning"]])
+
+    def write(self, predictions: Iterable[Prediction]) -> None:
+        self._write([
+            [p.path, p.emotion, "" if p.error else f"{p.probability:.4f}",
+             *["" if p.error else f"{p.probabilities[e]:.4f}" for e in self.emotions], p.error, p.warning]
+            for p in predictions
+        ])  # fmt: skip
+
+    def _write(self, rows: list[list[object]]) -> None:
+        for handle in (sys.stdout, self.file):  # sys.stdout looked up now: a progress bar may have wrapped it
+            if handle is not None:
+                csv.writer(handle).writerows(rows)
+                handle.flush()
+
+    def __enter__(self) -> PredictionWriter:
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        if self.file is not None:
+            self.file.close()
 
 
-def _write_csv(handle: TextIO, header: list[str], rows: list[list[object]]) -> None:
-    writer = csv.writer(handle)
-    writer.writerow(header)
-    writer.writerows(rows)
+def duration(path: Path) -> float:
+    """Seconds of audio in a file by its header, 0 when it has none (it will get an error row)."""
+    try:
+        return soundfile.info(str(path)).duration
+    except (*DECODING_ERRORS, OSError):
+        return 0.0
+
+
+@contextmanager
+def progress_bar(files: list[Path], console: Console) -> Iterator[Callable[[Path, float], None]]:
+    """A bar of the seconds of audio decoded, on ``console`` when it is a terminal, and nothing otherwise (a pipe,
+    a log file); it yields ``advance(path, seconds)``. CSV rows printed meanwhile to a terminal go above the bar."""
+    show = console.is_terminal
+    columns = (TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.completed:.1f}/{task.total:.1f} s of audio"), TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns, console=console, disable=not show, transient=True, redirect_stdout=sys.stdout.isatty(),
+                  redirect_stderr=False) as progress:  # fmt: skip
+        task = progress.add_task("scoring", total=sum(map(duration, files)) if show else None)
+        yield lambda path, seconds: progress.update(task, advance=seconds, description=path.name)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soxr
 
-from finser.data.audio import SAMPLE_RATE, STUDY_CROP, AudioSpec, band_limit, crop, load_audio
+from finser.data.audio import SAMPLE_RATE, STUDY_CROP, AudioSpec, band_limit, crop, load_audio, read_blocks
 from finser.data.augment import augmented_versions, render
 from finser.data.cache import DecodedCache
 from finser.data.frames import load_clips
@@ -32,6 +33,15 @@ def test_any_format_becomes_mono_float32_at_22050(tmp_path: Path, rate: int, sub
     assert abs(signal.size - 0.5 * SAMPLE_RATE) <= 1
     spectrum = np.abs(np.fft.rfft(signal))
     assert abs(np.argmax(spectrum) * SAMPLE_RATE / signal.size - 1000.0) < 3  # still a 1 kHz tone
+
+
+def test_blocks_join_to_one_resampling_of_the_whole_file(tmp_path: Path) -> None:
+    samples = 0.1 * np.random.default_rng(0).standard_normal((48_000 * 3, 2)).astype(np.float32)
+    path = write_wav(tmp_path / "a.wav", samples, 48_000, "FLOAT")
+    whole = soxr.resample(samples.mean(axis=1), 48_000, SAMPLE_RATE, quality="HQ")
+    blocks = list(read_blocks(path, block_frames=10_000))
+    assert len(blocks) > 10 and max(block.size for block in blocks) < 10_000
+    np.testing.assert_array_equal(np.concatenate(blocks), whole)  # exactly: soxr keeps its state between blocks
 
 
 def test_study_crop_is_exactly_55125_samples_from_0_6_s() -> None:

@@ -186,20 +186,20 @@ def test_unreadable_folders_and_files_are_skipped_as_permission_denied(
 ) -> None:
     actors = write_actors(tmp_path, range(1, 3))  # chmod 000 does not stop root (as in CI): deny the calls instead
     locked_folder, locked_file = actors / "Actor_02", actors / "Actor_01" / "03-01-03-01-01-01-01.wav"
-    scandir, path_open = os.scandir, Path.open
+    scandir, os_open = os.scandir, os.open
 
     def denying_scandir(path: str | os.PathLike = ".") -> object:
         if Path(path) == locked_folder:
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
         return scandir(path)
 
-    def denying_open(path: Path, *args: object, **kwargs: object) -> object:
-        if path == locked_file:
+    def denying_open(path: str | os.PathLike, *args: object, **kwargs: object) -> int:
+        if Path(path) == locked_file:
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return path_open(path, *args, **kwargs)
+        return os_open(path, *args, **kwargs)
 
     monkeypatch.setattr(os, "scandir", denying_scandir)
-    monkeypatch.setattr(Path, "open", denying_open)
+    monkeypatch.setattr(os, "open", denying_open)
     index = scan(tmp_path, ["ravdess"])
     assert len(index.clips) == 14
     assert skip_reasons(actors, index) == {

@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,6 +23,8 @@ from finser.errors import FinserError
 SAMPLE_RATE = 22_050
 MIN_SAMPLES = 2048  # one analysis window
 LFS_MAGIC = b"version https://git-lfs"
+BLOCK_FRAMES = 1 << 16  # frames decoded at a time: 3 s at 22,050 Hz, 0.5 MB of float32 in stereo
+DECODING_ERRORS = (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError)
 
 
 class AudioError(FinserError):
@@ -53,60 +57,84 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
     return samples.mean(axis=1) if samples.ndim == 2 else samples
 
 
-def read_native(path: str | Path) -> tuple[np.ndarray, int]:
-    """Decode one file at its own rate, downmixed to mono float32; raise AudioError naming the problem.
+def open_audio(path: Path) -> soundfile.SoundFile:
+    """The file opened for decoding, or an AudioError naming why it is not audio.
 
-    The file is opened here, once, so a file the user may not read says so instead of "not readable as audio".
+    The file is opened here, once, and its descriptor handed to libsndfile, so a file the user may not read says
+    "permission denied" rather than "not readable as audio".
     """
-    path = Path(path)
     try:
-        handle = path.open("rb", buffering=0)  # unbuffered: libsndfile reads the descriptor from where seek() puts it
+        descriptor = os.open(path, os.O_RDONLY)
     except FileNotFoundError as error:
         raise AudioError(f"{path}: file does not exist") from error
     except PermissionError as error:
         raise AudioError(f"{path}: permission denied: file not readable") from error
-    except OSError as error:  # e.g. a folder, or a device gone away
+    except OSError as error:  # e.g. a device gone away
         raise AudioError(f"{path}: cannot be opened ({error.strerror})") from error
-    with handle:
-        size = os.fstat(handle.fileno()).st_size
-        if size == 0:
+    try:
+        status = os.fstat(descriptor)
+        if stat.S_ISDIR(status.st_mode):
+            raise AudioError(f"{path}: cannot be opened (Is a directory)")
+        if status.st_size == 0:
             raise AudioError(f"{path}: empty file (0 bytes)")
         # A git-lfs pointer (~130-byte text) stands where the audio should be when a repo is cloned without git-lfs.
-        if size <= 1024 and handle.read(len(LFS_MAGIC)) == LFS_MAGIC:
+        if status.st_size <= 1024 and os.pread(descriptor, len(LFS_MAGIC), 0) == LFS_MAGIC:
             raise AudioError(f"{path}: git-lfs pointer file, not audio (clone with git-lfs and run `git lfs pull`)")
-        handle.seek(0)
-        try:
-            samples, native_rate = soundfile.read(handle.fileno(), dtype="float32", always_2d=False, closefd=False)
-        except soundfile.LibsndfileError as error:
-            raise AudioError(f"{path}: not readable as audio ({error.error_string})") from error
-        except (RuntimeError, TypeError, ValueError) as error:
-            raise AudioError(f"{path}: not readable as audio ({error})") from error
-    return np.ascontiguousarray(to_mono(samples), dtype=np.float32), int(native_rate)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    try:
+        return soundfile.SoundFile(descriptor, closefd=True)  # libsndfile closes the descriptor if this fails
+    except DECODING_ERRORS as error:
+        raise AudioError(f"{path}: not readable as audio ({error})") from error
 
 
-def resample(samples: np.ndarray, native_rate: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    if native_rate == sample_rate or not samples.size:
-        return samples
-    return soxr.resample(samples, native_rate, sample_rate, quality="HQ").astype(np.float32, copy=False)
+def native_blocks(handle: soundfile.SoundFile, block_frames: int, path: Path) -> Iterator[np.ndarray]:
+    """Mono float32 blocks at the file's own rate; a decoding error part-way becomes an AudioError too."""
+    try:
+        for block in handle.blocks(block_frames, dtype="float32", always_2d=False):
+            yield to_mono(block)
+    except DECODING_ERRORS as error:
+        raise AudioError(f"{path}: not readable as audio ({error})") from error
+
+
+def read_native(path: str | Path) -> tuple[np.ndarray, int]:
+    """Decode one file at its own rate, downmixed to mono float32; raise AudioError naming the problem."""
+    with open_audio(Path(path)) as handle:
+        samples = np.concatenate([np.zeros(0, np.float32), *native_blocks(handle, BLOCK_FRAMES, Path(path))])
+    return samples, int(handle.samplerate)
+
+
+def read_blocks(
+    path: str | Path, sample_rate: int = SAMPLE_RATE, block_frames: int = BLOCK_FRAMES
+) -> Iterator[np.ndarray]:
+    """Decode, downmix, check and resample one block at a time, so memory stays bounded however long the file is.
+
+    soxr's stream carries its filter state from block to block: the blocks join to exactly what one
+    ``soxr.resample`` of the whole file gives. Blocks may be empty; the length check comes with the last one.
+    """
+    path = Path(path)
+    n_samples = 0
+    with open_audio(path) as handle:
+        stream = soxr.ResampleStream(handle.samplerate, sample_rate, 1, dtype="float32", quality="HQ")
+        for block in native_blocks(handle, block_frames, path):
+            if not np.isfinite(block).all():  # before resampling: soxr would smear one NaN over its neighbours
+                raise AudioError(f"{path}: contains NaN or inf samples")
+            resampled = stream.resample_chunk(block)
+            n_samples += resampled.size
+            yield resampled
+        last = stream.resample_chunk(np.zeros(0, np.float32), last=True)
+    if n_samples + last.size < MIN_SAMPLES:
+        raise AudioError(
+            f"{path}: {n_samples + last.size} samples at {sample_rate} Hz is shorter than one {MIN_SAMPLES}-sample "
+            "window"
+        )
+    yield last
 
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode, downmix and resample one file, then check it is usable as a clip."""
-    samples, native_rate = read_native(path)
-    if not np.isfinite(samples).all():  # checked before resampling: soxr would smear one NaN over its neighbours
-        raise AudioError(f"{path}: contains NaN or inf samples")
-    return check_clip(np.ascontiguousarray(resample(samples, native_rate, sample_rate)), str(path))
-
-
-def check_clip(samples: np.ndarray, name: str) -> np.ndarray:
-    """Reject clips no feature can be computed on: non-finite samples or shorter than one window."""
-    if not np.isfinite(samples).all():
-        raise AudioError(f"{name}: contains NaN or inf samples")
-    if samples.size < MIN_SAMPLES:
-        raise AudioError(
-            f"{name}: {samples.size} samples at {SAMPLE_RATE} Hz is shorter than one {MIN_SAMPLES}-sample window"
-        )
-    return samples
+    """Decode, downmix and resample one file, checked usable as a clip (``read_blocks`` joined)."""
+    return np.concatenate(list(read_blocks(path, sample_rate)))
 
 
 def fit_length(signal: np.ndarray, n_samples: int) -> np.ndarray:
