@@ -35,6 +35,8 @@ def published_before(fin_dir: Path) -> bytes:
         ("training.batch_size=0", "training.batch_size=0"),
         ("training.lr=fast", "training.lr='fast'"),
         ("++datamodule.audio.duration=0.05", "datamodule.audio.duration=0.05"),
+        ("optimized_metric=test/r2", "optimized_metric='test/r2': a sweep may optimise val/r2_best"),
+        ("optimized_metric=val/r2_bset", "optimized_metric='val/r2_bset': a sweep may optimise val/r2_best"),
     ],
 )
 def test_impossible_settings_are_refused_naming_the_key(override: str, key: str) -> None:
@@ -76,10 +78,10 @@ def test_replacing_a_published_fin_keeps_the_previous_file_and_names_the_run(tmp
     assert (tmp_path / "fins" / "mfcc_spectral.prev.ckpt").read_bytes() == good
     meta = read_checkpoint(tmp_path / "fins" / "mfcc_spectral.ckpt")["meta"]
     assert meta["run_dir"] == str(tmp_path / "run") and meta["sweep"] is None and meta["published_at"]
-    assert meta["validation"]["monitor"] == "val/loss" and meta["validation"]["epoch"] == 0
+    assert meta["validation"]["monitor"] == "val/r2" and meta["validation"]["epoch"] == 0
     results = read_results(tmp_path / "run")
     assert results["published"] is True
-    assert results["val/loss_best"] == pytest.approx(meta["validation"]["best"])
+    assert results["val/r2_best"] == pytest.approx(meta["validation"]["best"])
 
 
 def test_a_sweep_publishes_its_best_trial_by_validation_not_its_last(tmp_path: Path, cache_dir: Path) -> None:
@@ -94,7 +96,7 @@ def test_a_sweep_publishes_its_best_trial_by_validation_not_its_last(tmp_path: P
     )
     trials = [json.loads(path.read_text()) for path in sorted((tmp_path / "multirun").rglob("results.json"))]
     assert len(trials) == 2
-    best = min(trials, key=lambda trial: trial["val/loss_best"])
+    best = max(trials, key=lambda trial: trial["val/r2_best"])
     meta = read_checkpoint(tmp_path / "fins" / "mfcc_spectral.ckpt")["meta"]
     assert meta["run_dir"] == best["run_dir"]
     assert [trial["published"] for trial in trials].count(True) >= 1

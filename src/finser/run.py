@@ -78,12 +78,24 @@ def check_settings(cfg: DictConfig) -> None:
             valid = False
         if not valid:
             problems.append(f"{key}={value!r}: expected {expected}")
+    optimizable, optimized = optimizable_metrics(cfg), cfg.get("optimized_metric")
+    if optimized not in optimizable:
+        problems.append(
+            f"optimized_metric={optimized!r}: a sweep may optimise {', '.join(optimizable) or 'nothing'} (validation "
+            "only: nothing is selected on the test split)"
+        )
     audio = OmegaConf.select(cfg, "datamodule.audio")
     duration = None if audio is None else audio.get("duration")
     if duration is not None and round(duration * audio.get("sample_rate", 22_050)) < N_FFT:
         problems.append(f"datamodule.audio.duration={duration}: a crop shorter than one {N_FFT}-sample window")
     if problems:
         raise FinserError("impossible settings, nothing was run: " + "; ".join(problems))
+
+
+def optimizable_metrics(cfg: DictConfig) -> list[str]:
+    """What a run returns for a sweeper: the best validation value of its checkpoint monitor (see run)."""
+    monitor = OmegaConf.select(cfg, "callbacks.model_checkpoint.monitor")
+    return [f"{monitor}_best"] if monitor else []
 
 
 def check_publish_folder(path: Path, model: torch.nn.Module) -> None:
@@ -119,7 +131,7 @@ def unpublishable(trainer: L.Trainer) -> str | None:
 
 
 def validation_score(trainer: L.Trainer) -> dict[str, Any] | None:
-    """The checkpoint callback's best validation value, its monitor and mode, and the epoch it came from."""
+    """The checkpoint callback's best validation value, its monitor and mode, and the epoch and file it came from."""
     callback = trainer.checkpoint_callback
     if not isinstance(callback, ModelCheckpoint) or callback.best_model_score is None or not callback.monitor:
         return None
@@ -127,7 +139,7 @@ def validation_score(trainer: L.Trainer) -> dict[str, Any] | None:
     if callback.best_model_path:
         epoch = torch.load(callback.best_model_path, map_location="cpu", weights_only=True, mmap=True).get("epoch")
     return {"monitor": callback.monitor, "mode": callback.mode, "best": float(callback.best_model_score),
-            "epoch": epoch}  # fmt: skip
+            "epoch": epoch, "path": callback.best_model_path}  # fmt: skip
 
 
 def provenance(output_dir: Path) -> dict[str, Any]:
@@ -180,11 +192,16 @@ def run(cfg: DictConfig) -> dict[str, float]:
             log.warning("no best checkpoint was saved: testing the weights as they are after training")
         for metrics in trainer.test(task, datamodule=datamodule, ckpt_path=best or None):
             results.update(finite_metrics(metrics))
-        results.update(
-            {f"train_end/{k}": v for k, v in finite_metrics(trainer.callback_metrics).items() if k.startswith("val/")}
-        )
+        validation = validation_score(trainer)
+        if validation is not None:
+            best_metrics = {f"{validation['monitor']}_best": validation["best"]}
+            if validation["epoch"] is not None:
+                best_metrics[f"{validation['monitor']}_best_epoch"] = float(validation["epoch"])
+            results.update(best_metrics)
+            for logger in loggers:
+                logger.log_metrics(best_metrics)
         if trainer.is_global_zero:
-            publish(cfg, task, results, output_dir, best, trainer)
+            publish(cfg, task, results, output_dir, validation, trainer)
     finally:
         for logger in loggers:
             logger.finalize("success")
@@ -225,7 +242,12 @@ def evaluate_untrained(cfg: DictConfig, task: L.LightningModule, datamodule: L.L
 
 
 def publish(
-    cfg: DictConfig, task: L.LightningModule, results: dict, output_dir: Path, best: str, trainer: L.Trainer
+    cfg: DictConfig,
+    task: L.LightningModule,
+    results: dict,
+    output_dir: Path,
+    validation: dict[str, Any] | None,
+    trainer: L.Trainer,
 ) -> None:
     """Save the tested model as a safe finser checkpoint and write ``results.json`` in the run dir.
 
@@ -233,11 +255,6 @@ def publish(
     training; it replaces an existing file as :func:`finser.models.checkpoint.publish_checkpoint` says.
     """
     identity = OmegaConf.to_container(cfg.identity, resolve=True)
-    validation = validation_score(trainer)
-    if validation is not None:
-        results[f"{validation['monitor']}_best"] = validation["best"]
-        if validation["epoch"] is not None:
-            results[f"{validation['monitor']}_best_epoch"] = float(validation["epoch"])
     target = Path(cfg.publish_path)
     shared = not target.resolve().is_relative_to(output_dir.resolve())
     withheld = unpublishable(trainer)
@@ -267,7 +284,7 @@ def publish(
         **getattr(task, "extra_results", {}),  # non-scalar results (SER: confusion matrices as nested lists)
         "published": published_shared,
         "checkpoint": str(published),
-        "lightning_checkpoint": best,
+        "lightning_checkpoint": validation["path"] if validation else "",
         "run_dir": str(output_dir),
     }
     (output_dir / "results.json").write_text(json.dumps(summary, indent=2))

@@ -1,0 +1,55 @@
+"""Sweeps tune on validation, never on test; debug runs never publish outside their run dir."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from finser.models.checkpoint import read_checkpoint
+from tests.conftest import REPO, read_results, run_train
+from tests.test_publishing import published_before
+
+
+@pytest.mark.parametrize(("experiment", "metric"), [("fin", "val/r2_best"), ("ser_fin_finetuned", "val/f1_macro_best")])
+def test_a_run_returns_its_best_validation_metric_by_default(experiment: str, metric: str) -> None:
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        assert compose("train", overrides=[f"experiment={experiment}"]).optimized_metric == metric
+
+
+def test_an_optuna_study_optimises_a_validation_metric(tmp_path: Path, cache_dir: Path) -> None:
+    run_train(
+        tmp_path, cache_dir, "-m", "hparams_search=fin_optuna", "feature=rms", "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler.n_startup_trials=2", 'hydra.sweeper.params={training.max_epochs:"range(1,3)"}',
+    )  # fmt: skip
+    trials = [json.loads(path.read_text()) for path in sorted((tmp_path / "multirun").rglob("results.json"))]
+    assert len(trials) == 2
+    assert all(0 < trial["val/r2_best"] <= 1 for trial in trials)
+    study = yaml.safe_load((tmp_path / "multirun" / "optimization_results.yaml").read_text())
+    assert study["best_value"] == pytest.approx(max(trial["val/r2_best"] for trial in trials))
+    published = read_checkpoint(tmp_path / "fins" / "rms_spectral.ckpt")["meta"]
+    assert published["validation"]["best"] == pytest.approx(study["best_value"])
+
+
+@pytest.mark.parametrize(
+    ("option", "setting", "value"),
+    [("fdr", "trainer.fast_dev_run", True), ("limit", "training.limit_train_batches", 3),
+     ("overfit", "trainer.overfit_batches", 3)],
+)  # fmt: skip
+def test_every_debug_option_keeps_the_model_in_its_run_dir(option: str, setting: str, value: object) -> None:
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[f"debug={option}"])
+    assert OmegaConf.to_container(cfg)["publish_path"] == "${paths.output_dir}/debug_model.ckpt"
+    assert OmegaConf.select(cfg, setting) == value
+
+
+def test_a_fast_dev_run_leaves_the_published_fin_untouched(tmp_path: Path, cache_dir: Path) -> None:
+    good = published_before(tmp_path / "fins")
+    run_train(tmp_path, cache_dir, "debug=fdr")
+    assert (tmp_path / "fins" / "mfcc_spectral.ckpt").read_bytes() == good
+    results = read_results(tmp_path / "run")
+    assert Path(results["checkpoint"]) == tmp_path / "run" / "debug_model.ckpt"
