@@ -30,6 +30,7 @@ from finser.errors import FinserError
 from finser.features import N_FFT
 from finser.models.checkpoint import publish_checkpoint, save_checkpoint
 from finser.tasks.guards import check_resume
+from finser.tracking import log_published
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         )
         if trainer.is_global_zero:
             publish(cfg, task, results, output_dir, best, trainer)
+            log_published(loggers, output_dir / "results.json", cfg.task_kind, getattr(task, "fin_checkpoints", {}))
     finally:
         for logger in loggers:
             logger.finalize("success")
