@@ -74,6 +74,20 @@ def test_wandb_mode_disabled_writes_no_wandb_file(tmp_path: Path, cache_dir: Pat
     assert not list(tmp_path.rglob("*wandb*"))
 
 
+def test_without_a_terminal_each_epoch_is_one_log_line_and_no_line_is_printed_twice(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    result = run_train(tmp_path, cache_dir, "feature=rms", "evaluate_before_training=false", "training.max_epochs=2")
+    log_file = (tmp_path / "run" / "train.log").read_text()
+    for text in (log_file, result.stderr):
+        epochs = [line for line in text.splitlines() if "] - epoch " in line]
+        assert [line.split("] - ")[1].split(":")[0] for line in epochs] == ["epoch 1/2", "epoch 2/2"]
+        assert all("train/loss=" in line and "val/r2=" in line for line in epochs)
+    console = result.stdout + result.stderr
+    assert console.count("`Trainer.fit` stopped") == 1  # Lightning's own handler no longer repeats it
+    assert "Epoch 1/1" not in console  # no rich bar frames in a log
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [("training.max_epoch=1", "max_epoch"), ("feature=spectral_flux", "spectral_flux"), ("fin_arch=rnn", "rnn")],

@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.tree import Tree
 
+from finser.console import drop_library_handlers
 from finser.errors import FinserError
 from finser.features import N_FFT
 from finser.models.checkpoint import publish_checkpoint, save_checkpoint
@@ -146,6 +147,7 @@ def provenance(output_dir: Path) -> dict[str, Any]:
 def run(cfg: DictConfig) -> dict[str, float]:
     """One training run: returns its final metrics (a sweeper optimises ``cfg.optimized_metric``)."""
     check_settings(cfg)
+    drop_library_handlers()
     output_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
     rank_zero = int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
     if rank_zero:
