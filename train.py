@@ -3,6 +3,10 @@
 import hydra
 from omegaconf import DictConfig
 
+from finser.launch import register_resolvers
+
+register_resolvers()  # before Hydra composes: the launcher configs derive GPUs and tasks per node from trainer
+
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:

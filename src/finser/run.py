@@ -29,6 +29,7 @@ from rich.tree import Tree
 from finser.console import drop_library_handlers
 from finser.errors import FinserError
 from finser.features import N_FFT
+from finser.launch import requeued_checkpoint
 from finser.models.checkpoint import publish_checkpoint, save_checkpoint
 from finser.tasks.guards import check_resume
 from finser.tracking import log_published
@@ -170,10 +171,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
     try:
         if cfg.get("evaluate_before_training"):
             results.update(evaluate_untrained(cfg, task, datamodule))
-        resume = resume_path(cfg.get("ckpt_path"), trainer)
+        checkpoint_dir = getattr(trainer.checkpoint_callback, "dirpath", None) or output_dir / "checkpoints"
+        ckpt_path = cfg.get("ckpt_path") or requeued_checkpoint(checkpoint_dir)
+        resume = resume_path(ckpt_path, trainer)
         if resume is not None:
             check_resume(resume, OmegaConf.to_container(cfg.identity, resolve=True))
-        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
         best = (
             trainer.checkpoint_callback.best_model_path
             if isinstance(trainer.checkpoint_callback, ModelCheckpoint)
