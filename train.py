@@ -1,7 +1,17 @@
 """Train a FIN or an SER model: `python train.py [group=option ...] [key=value ...]` (see README)."""
 
+import os
+
+# Idle OpenMP threads sleep instead of spinning (before torch loads its runtime): on cores shared with other jobs,
+# spinning threads made compute_all ~40x slower at 2 threads; every process finser starts inherits this.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import hydra
 from omegaconf import DictConfig
+
+from finser.launch import register_resolvers
+
+register_resolvers()  # before Hydra composes: the launcher configs derive GPUs and tasks per node from trainer
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

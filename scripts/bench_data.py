@@ -1,6 +1,6 @@
 """Data-pipeline benchmark: index, decode + resample, augment and serve the study's union of corpora.
 
-    python scripts/bench_data.py [--scale 0.05] [--serve-scale 1.0] [--workers 2] [--json OUT.json]
+    python scripts/bench_data.py [--scale 0.05] [--serve-scale 1.0] [--workers N] [--json OUT.json]
 
 Generates the four corpora in their true layouts (full scale: 12,162 files, one without audio) at ``--scale`` in a
 temporary folder, then measures clips/s for each stage through the real code (``finser.data.corpora.scan`` and
@@ -23,13 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
+from finser.cores import usable_cores
 from finser.data import layouts
 from finser.data.audio import STUDY_CROP
-from finser.data.augment import VERSIONS, augmented_clips
+from finser.data.augment import VERSIONS, augmented_clips, render
 from finser.data.cache import DecodedCache
 from finser.data.corpora import STUDY_CORPORA, scan
 
 FULL_CLIPS = 12_161
+SPEEDUP_CLIPS = 48  # clips augmented by 1 and by N workers for the speed-up row
 
 
 def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
@@ -73,8 +75,10 @@ def serve(folder: str, scale: float, frames_per_entry: int = 4) -> dict:
     }
 
 
-def run_benchmark(scale: float = 0.05, serve_scale: float = 1.0, workers: int = 2) -> dict:
-    """Every stage at ``scale``; serving at ``serve_scale`` (0 skips it)."""
+def run_benchmark(scale: float = 0.05, serve_scale: float = 1.0, workers: int | None = None) -> dict:
+    """Every stage at ``scale`` with ``workers`` processes (None: one per usable core); serving at ``serve_scale``
+    (0 skips it)."""
+    workers = workers or usable_cores()
     with tempfile.TemporaryDirectory(prefix="finser-bench-") as temporary:
         root = Path(temporary) / "ser"
         union = layouts.study_union(scale)
@@ -88,6 +92,12 @@ def run_benchmark(scale: float = 0.05, serve_scale: float = 1.0, workers: int = 
         _, decoded = timed(cache.ensure, paths)
         augmented = [clip.path for clip in augmented_clips(index.clips)]
         _, augmenting = timed(cache.ensure, augmented)
+        sample = augmented[: 2 * SPEEDUP_CLIPS]  # the same clips augmented into fresh stores by 1 and by N workers
+        render(sample[-1], STUDY_CROP)  # librosa's numba JIT compiled here, before either is timed (forks inherit it)
+        one, every = (
+            timed(DecodedCache(Path(temporary) / f"speedup-{n}", STUDY_CROP, workers=n).ensure, sample)[1]
+            for n in (1, workers)
+        )
         results = {
             "scale": scale,
             "clips": len(index.clips),
@@ -97,6 +107,8 @@ def run_benchmark(scale: float = 0.05, serve_scale: float = 1.0, workers: int = 
             "index_clips_per_s": round(len(index.clips) / indexed, 1),
             "decode_resample_crop_clips_per_s": round(len(paths) / decoded, 1),
             "augment_clips_per_s": round(len(index.clips) / augmenting, 2),  # both versions of a clip
+            "augment_1_worker_clips_per_s": round(len(sample) / 2 / one, 2),
+            f"augment_speedup_{workers}_workers_vs_1": round(one / every, 2),  # goal: >= 1.7 on 2 cores
             "full_scale_decode_min_est": round(FULL_CLIPS / (len(paths) / decoded) / 60, 1),
             "full_scale_augment_min_est": round(FULL_CLIPS / (len(index.clips) / augmenting) / 60, 1),
             "build_peak_rss_mb": round(max(peak_rss_mb(), peak_rss_mb(resource.RUSAGE_CHILDREN)), 1),
@@ -118,7 +130,7 @@ def main(arguments: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=0.05, help="fraction of the 12,161-clip union to decode")
     parser.add_argument("--serve-scale", type=float, default=1.0, help="fraction of the union × 3 versions served")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: one per core)")
     parser.add_argument("--json", type=Path, default=None, help="also write the JSON dict here")
     options = parser.parse_args(arguments)
     results = run_benchmark(options.scale, options.serve_scale, options.workers)

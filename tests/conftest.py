@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -74,3 +77,54 @@ def run_train(
 
 def read_results(run_dir: Path) -> dict:
     return json.loads((run_dir / "results.json").read_text())
+
+
+def wandb_records(path: Path) -> Iterator[object]:
+    """Records of an offline ``run-*.wandb`` file: a LevelDB-style log (32 KiB blocks of chunks) of protobufs."""
+    from wandb.proto import wandb_internal_pb2
+
+    data, block = path.read_bytes(), 32 * 1024
+    assert data[:4] == b":W&B", path
+    position, pending = 7, b""
+    while position + 7 <= len(data):
+        if block - position % block < 7:  # a block's tail too short for a chunk header is padding
+            position += block - position % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[position : position + 7])
+        pending += data[position + 7 : position + 7 + length]
+        position += 7 + length
+        if kind in (1, 4):  # FULL or LAST chunk: a whole record
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            pending = b""
+            yield record
+
+
+@dataclass
+class OfflineRun:
+    """What an offline W&B run recorded: its group, job type, tags, summary keys, and artifacts as
+    (name, type, file) it logged and it used."""
+
+    group: str = ""
+    job_type: str = ""
+    tags: list[str] = field(default_factory=list)
+    summary: set[str] = field(default_factory=set)
+    logged: set[tuple[str, str, str]] = field(default_factory=set)
+    used: set[tuple[str, str, str]] = field(default_factory=set)
+
+
+def wandb_run(run_dir: Path) -> OfflineRun:
+    """The one offline W&B run inside a run dir."""
+    (path,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+    run = OfflineRun()
+    for record in wandb_records(path):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            run.group, run.job_type, run.tags = record.run.run_group, record.run.job_type, list(record.run.tags)
+        elif kind == "summary":
+            run.summary |= {item.key or "/".join(item.nested_key) for item in record.summary.update}
+        elif kind == "artifact":
+            artifact = record.artifact
+            (entry,) = artifact.manifest.contents
+            (run.used if artifact.use_after_commit else run.logged).add((artifact.name, artifact.type, entry.path))
+    return run

@@ -1,4 +1,4 @@
-"""A callback that kills its own process, to interrupt a run the way a lost node or an OOM killer does."""
+"""Callbacks that interrupt a run the way a lost node, an OOM killer or a cluster's time limit does."""
 
 from __future__ import annotations
 
@@ -19,3 +19,15 @@ class KillDuringEpoch(L.Callback):
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
         if trainer.current_epoch == self.epoch:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class PreemptOnce(L.Callback):
+    """SIGUSR2 to its own process after the first training step of ``epoch``, unless the run resumed: a job's time
+    limit or a preemption as submitit signals it (the signal a SLURM job gets ``signal_delay_s`` before its limit)."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
+        if trainer.current_epoch == self.epoch and trainer.ckpt_path is None:
+            os.kill(os.getpid(), signal.SIGUSR2)

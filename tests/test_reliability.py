@@ -64,6 +64,27 @@ def test_a_killed_run_resumed_from_last_ends_like_an_uninterrupted_one(
     assert tested and {key: resumed[key] for key in tested} == pytest.approx({key: whole[key] for key in tested})
 
 
+def test_a_preempted_slurm_job_is_requeued_and_ends_like_an_uninterrupted_run(tmp_path: Path, cache_dir: Path) -> None:
+    """submitit's local executor handles the signal as on SLURM (checkpoint the job, requeue it); the requeued job
+    finds its own last.ckpt and resumes from it."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    overrides = (*RESUMABLE["fin"], "seed=5", "training.max_epochs=3", "training.limit_train_batches=3")
+    run_train(tmp_path / "whole", cache_dir, *overrides)
+    preempt = ("+callbacks.preempt._target_=tests.interrupt.PreemptOnce", "+callbacks.preempt.epoch=1")
+    run_train(tmp_path / "job", cache_dir, "-m", "hydra/launcher=slurm_local", "hydra.sweep.subdir=${hydra.job.num}",
+              *overrides, *preempt)  # fmt: skip
+    job = tmp_path / "job" / "multirun"
+    (submitit_log,) = job.glob(".submitit/*/*_0_log.err")
+    assert "Requeued job" in submitit_log.read_text()
+    assert (
+        f"Restoring states from the checkpoint path at {job / '0' / 'checkpoints' / 'last.ckpt'}"
+        in (job / "0" / "train.log").read_text()
+    )
+    whole, requeued = read_results(tmp_path / "whole" / "run"), read_results(job / "0")
+    tested = [key for key in whole["metrics"] if key.startswith(("test/", "eval/"))]
+    assert tested and {key: requeued[key] for key in tested} == pytest.approx({key: whole[key] for key in tested})
+
+
 class StoppedClock:
     """Stands in for ``datetime`` in Hydra's ``${now:...}`` resolver: every call reads the same instant."""
 
@@ -106,7 +127,7 @@ def test_resuming_from_another_features_checkpoint_names_both(tmp_path: Path, ca
 def test_joblib_runs_sharing_a_fresh_cache_neither_corrupt_nor_duplicate_it(tmp_path: Path) -> None:
     cache = tmp_path / "cache"  # fresh: both jobs generate the corpus and decode its clips at the same moment
     command = [
-        sys.executable, str(REPO / "train.py"), "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1",
+        sys.executable, str(REPO / "train.py"), "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "seed=0,1",
         "feature=rms", "fin_arch=fc", "evaluate_before_training=false", f"paths.cache_dir={cache}",
         f"paths.fin_dir={tmp_path / 'fins'}", f"hydra.sweep.dir={tmp_path / 'multirun'}",
         "hydra.sweep.subdir=${hydra.job.num}", *TINY,

@@ -4,55 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
 from finser.data.labels import EMOTIONS
+from finser.features import FEATURES
 from finser.models.checkpoint import load_model
-from tests.conftest import REPO, TINY, read_results, run_train
+from tests.conftest import REPO, TINY, read_results, run_train, wandb_run
 from tests.models.test_ser_models import publish_tiny_fins
 
 PRESETS = ("ser_baseline", "ser_fin_frozen", "ser_fin_finetuned", "ser_fin_scratch")
-
-
-def wandb_records(path: Path) -> Iterator[object]:
-    """Records of an offline ``run-*.wandb`` file: a LevelDB-style log (32 KiB blocks of chunks) of protobufs."""
-    from wandb.proto import wandb_internal_pb2
-
-    data, block = path.read_bytes(), 32 * 1024
-    assert data[:4] == b":W&B", path
-    position, pending = 7, b""
-    while position + 7 <= len(data):
-        if block - position % block < 7:  # a block's tail too short for a chunk header is padding
-            position += block - position % block
-            continue
-        _, length, kind = struct.unpack("<IHB", data[position : position + 7])
-        pending += data[position + 7 : position + 7 + length]
-        position += 7 + length
-        if kind in (1, 4):  # FULL or LAST chunk: a whole record
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending)
-            pending = b""
-            yield record
-
-
-def wandb_run(run_dir: Path) -> tuple[str, list[str], set[str]]:
-    """Group, tags and summary keys of the one offline W&B run inside a run dir."""
-    (path,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
-    group, tags, summary = "", [], set()
-    for record in wandb_records(path):
-        kind = record.WhichOneof("record_type")
-        if kind == "run":
-            group, tags = record.run.run_group, list(record.run.tags)
-        elif kind == "summary":
-            summary |= {item.key or "/".join(item.nested_key) for item in record.summary.update}
-    return group, tags, summary
 
 
 def test_the_four_presets_sweep_into_four_wandb_groups(tmp_path: Path, cache_dir: Path) -> None:
@@ -80,17 +45,23 @@ def test_the_four_presets_sweep_into_four_wandb_groups(tmp_path: Path, cache_dir
         confusion = results["test/confusion"]  # rows true, columns predicted: 8 test clips of the tiny corpus
         assert len(confusion) == len(EMOTIONS) and sum(map(sum, confusion)) == 8
 
-        group, tags, summary = wandb_run(run_dir)
-        groups.add(group)
-        assert group == preset and "head=conv1d" in tags and "corpus=synthetic" in tags
-        assert {"test/f1_macro", "test/acc", "test/f1/calm"} <= summary
-        assert any(key.startswith("test/confusion") for key in summary)  # the confusion matrix image
+        wandb = wandb_run(run_dir)
+        groups.add(wandb.group)
+        arch = "exact" if preset == "ser_baseline" else "spectral"
+        assert (wandb.group, wandb.job_type) == (f"{preset}-conv1d-{arch}", "ser")
+        assert {"head=conv1d", "corpus=synthetic", "split=speaker", f"arch={arch}"} <= set(wandb.tags)
+        assert {"test/f1_macro", "test/acc", "test/f1/calm"} <= wandb.summary
+        assert any(key.startswith("test/confusion") for key in wandb.summary)  # the confusion matrix image
+        # The SER model is an artifact of the run; the FINs it loaded are artifacts it used (W&B lineage).
+        assert (wandb.group, "ser", "ser_model.ckpt") in wandb.logged
+        loaded = {(f"fin-{feature}-spectral", "fin", f"{feature}_spectral.ckpt") for feature in FEATURES}
+        assert wandb.used == (loaded if preset in ("ser_fin_frozen", "ser_fin_finetuned") else set())
 
         # The published model rebuilds from its config alone (no FIN files) and maps a waveform to logits.
         model, meta = load_model(results["checkpoint"])
         assert meta["emotions"] == list(EMOTIONS) and meta["clip_samples"] == 11_025
         assert model(torch.zeros(2, meta["clip_samples"])).shape == (2, len(EMOTIONS))
-    assert groups == set(PRESETS)
+    assert len(groups) == len(PRESETS)
 
 
 def test_ddp_on_two_cpu_processes_counts_every_shard_per_corpus(tmp_path: Path, cache_dir: Path) -> None:

@@ -10,7 +10,7 @@ import torch
 
 import finser
 from finser.features import compute
-from tests.conftest import read_results, run_train, speech_like_frames
+from tests.conftest import read_results, run_train, speech_like_frames, wandb_run
 
 
 def test_default_fin_run_publishes_a_checkpoint_that_loads_back(tmp_path: Path, cache_dir: Path) -> None:
@@ -58,10 +58,34 @@ def test_wandb_logger_is_offline_and_writes_into_the_run_dir(
     """No WANDB_MODE, no API key, no ~/.netrc, no terminal: the run must neither prompt nor reach the network."""
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    run_train(tmp_path, cache_dir, "logger=wandb", "feature=rms", "evaluate_before_training=false", wandb_mode=None)
-    offline_runs = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
-    assert len(offline_runs) == 1
+    run_train(tmp_path, cache_dir, "logger=wandb", "feature=rms", wandb_mode=None)
+    offline = wandb_run(tmp_path / "run")  # exactly one offline run, in the run dir
+    assert (offline.group, offline.job_type) == ("fin-rms-spectral", "pretrain")
+    assert {"feature=rms", "arch=spectral", "variant=pretrain"} <= set(offline.tags)
+    assert {"init/test/r2", "test/r2", "val/loss_best"} <= offline.summary
+    assert offline.logged == {("fin-rms-spectral", "fin", "rms_spectral.ckpt")}  # the published FIN
     assert (tmp_path / "run" / "csv" / "metrics.csv").exists()
+
+
+def test_wandb_mode_disabled_writes_no_wandb_file(tmp_path: Path, cache_dir: Path) -> None:
+    run_train(tmp_path, cache_dir, "logger=wandb", "feature=rms", "evaluate_before_training=false",
+              wandb_mode="disabled")  # fmt: skip
+    assert "test/r2" in read_results(tmp_path / "run")
+    assert not list(tmp_path.rglob("*wandb*"))
+
+
+def test_without_a_terminal_each_epoch_is_one_log_line_and_no_line_is_printed_twice(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    result = run_train(tmp_path, cache_dir, "feature=rms", "evaluate_before_training=false", "training.max_epochs=2")
+    log_file = (tmp_path / "run" / "train.log").read_text()
+    for text in (log_file, result.stderr):
+        epochs = [line for line in text.splitlines() if "] - epoch " in line]
+        assert [line.split("] - ")[1].split(":")[0] for line in epochs] == ["epoch 1/2", "epoch 2/2"]
+        assert all("train/loss=" in line and "val/r2=" in line for line in epochs)
+    console = result.stdout + result.stderr
+    assert console.count("`Trainer.fit` stopped") == 1  # Lightning's own handler no longer repeats it
+    assert "Epoch 1/1" not in console  # no rich bar frames in a log
 
 
 @pytest.mark.parametrize(

@@ -26,10 +26,13 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.tree import Tree
 
+from finser.console import drop_library_handlers
 from finser.errors import FinserError
 from finser.features import N_FFT
+from finser.launch import requeued_checkpoint
 from finser.models.checkpoint import publish_checkpoint, save_checkpoint
 from finser.tasks.guards import check_resume
+from finser.tracking import log_published
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +160,7 @@ def provenance(output_dir: Path) -> dict[str, Any]:
 def run(cfg: DictConfig) -> dict[str, float]:
     """One training run: returns its final metrics (a sweeper optimises ``cfg.optimized_metric``)."""
     check_settings(cfg)
+    drop_library_handlers()
     output_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
     rank_zero = int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
     if rank_zero:
@@ -179,10 +183,12 @@ def run(cfg: DictConfig) -> dict[str, float]:
     try:
         if cfg.get("evaluate_before_training"):
             results.update(evaluate_untrained(cfg, task, datamodule))
-        resume = resume_path(cfg.get("ckpt_path"), trainer)
+        checkpoint_dir = getattr(trainer.checkpoint_callback, "dirpath", None) or output_dir / "checkpoints"
+        ckpt_path = cfg.get("ckpt_path") or requeued_checkpoint(checkpoint_dir)
+        resume = resume_path(ckpt_path, trainer)
         if resume is not None:
             check_resume(resume, OmegaConf.to_container(cfg.identity, resolve=True))
-        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
         best = (
             trainer.checkpoint_callback.best_model_path
             if isinstance(trainer.checkpoint_callback, ModelCheckpoint)
@@ -202,6 +208,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
                 logger.log_metrics(best_metrics)
         if trainer.is_global_zero:
             publish(cfg, task, results, output_dir, validation, trainer)
+            log_published(loggers, output_dir / "results.json", cfg.task_kind, getattr(task, "fin_checkpoints", {}))
     finally:
         for logger in loggers:
             logger.finalize("success")

@@ -3,11 +3,50 @@
 from __future__ import annotations
 
 import csv
+import json
+import logging
 import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
-from lightning.pytorch.loggers import CSVLogger, WandbLogger
+import lightning as L
+from lightning.pytorch.callbacks import RichProgressBar
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
+
+from finser.console import on_terminal
+
+log = logging.getLogger(__name__)
+
+
+def progress_bar() -> RichProgressBar:
+    """Lightning's rich bar on a terminal; switched off without one, where it would print stale bars into log files
+    (:class:`EpochLog` reports each epoch there)."""
+    bar = RichProgressBar()
+    if not on_terminal():
+        bar.disable()
+    return bar
+
+
+class EpochLog(L.Callback):
+    """One log line per training epoch with its metrics, in ``train.log`` and on the console, with or without a
+    terminal: ``epoch 3/30: train/loss=0.0123 val/loss=0.0131 val/r2=0.9912 lr=0.001 (4.2 s)``."""
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.started = time.monotonic()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        metrics = " ".join(
+            f"{name}={float(value):.4g}"
+            for name, value in sorted(trainer.callback_metrics.items())
+            if not name.endswith("_step") and value.numel() == 1
+        )
+        log.info("epoch %d/%d: %s (%.1f s)", trainer.current_epoch + 1, trainer.max_epochs, metrics,
+                 time.monotonic() - self.started)  # fmt: skip
 
 
 class AppendingExperimentWriter(ExperimentWriter):
@@ -32,8 +71,56 @@ class AppendingCSVLogger(CSVLogger):
         return self._experiment
 
 
-def wandb_logger(project: str, group: str, tags: list[str], save_dir: str, **options: object) -> WandbLogger:
-    """A WandbLogger writing into the run dir; online only when WANDB_MODE=online, so nothing ever prompts."""
-    online = os.environ.get("WANDB_MODE", "offline") == "online"
+def wandb_logger(
+    project: str, group: str, job_type: str, tags: list[str], save_dir: str, **options: object
+) -> WandbLogger:
+    """A WandbLogger writing into the run dir: offline unless WANDB_MODE=online, so nothing ever prompts, and with
+    WANDB_MODE=disabled a logger that writes no file at all."""
+    mode = os.environ.get("WANDB_MODE", "offline")
+    online, disabled = mode in ("online", "run"), mode == "disabled"
     os.environ.setdefault("WANDB_SILENT", "true")
-    return WandbLogger(project=project, group=group, tags=tags, save_dir=save_dir, offline=not online, **options)
+    return WandbLogger(
+        project=project,
+        group=group,
+        job_type=job_type,
+        tags=tags,
+        save_dir=save_dir,
+        offline=not (online or disabled),  # Lightning would turn "offline" back on through WANDB_MODE=dryrun
+        **({"mode": "disabled"} if disabled else {}),
+        **options,
+    )
+
+
+def fin_artifact_name(feature: str, arch: str) -> str:
+    """The W&B artifact of a published FIN, the same in the run that publishes it and in every run that loads it."""
+    return f"fin-{feature}-{arch}"
+
+
+def log_published(loggers: Sequence[Logger], results_path: Path, kind: str, inputs: Mapping[str, Path]) -> None:
+    """Hand W&B what ``results.json`` holds and what the run loaded, for W&B's tables and lineage view.
+
+    Every metric (``init/*`` and ``train_end/*`` included) goes into the run's summary; the checkpoint the run
+    published becomes an artifact of type ``kind`` (a FIN: ``fin-<feature>-<arch>``; an SER model: the run's group),
+    and each FIN file in ``inputs`` (feature → path) is recorded as used, so a result names the FINs behind it.
+    Offline, W&B refuses ``use_artifact``; the record written instead (log, then use once committed) is the one
+    ``use_artifact`` writes online for a file it has not seen, and ``wandb sync`` replays it.
+    """
+    run = next((logger.experiment for logger in loggers if isinstance(logger, WandbLogger)), None)
+    if run is None or run.disabled:
+        return
+    import wandb
+
+    results = json.loads(results_path.read_text())
+    run.summary.update(results["metrics"])
+    name = fin_artifact_name(results["feature"], results["arch"]) if kind == "fin" else run.group
+    metadata = {key: results[key] for key in ("metrics", "published", "run_dir") if key in results}
+    artifact = wandb.Artifact(name, type=kind, metadata=metadata)
+    artifact.add_file(results["checkpoint"])
+    run.log_artifact(artifact)
+    for feature, path in inputs.items():
+        used = wandb.Artifact(fin_artifact_name(feature, results["arch"]), type="fin")
+        used.add_file(str(path))
+        if run.offline:
+            run._log_artifact(used, is_user_created=True, use_after_commit=True)
+        else:
+            run.use_artifact(used)

@@ -24,13 +24,14 @@ import shutil
 import uuid
 import zlib
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
+from finser.console import track
+from finser.cores import parallel_map, usable_cores
 from finser.data.audio import AudioError, AudioSpec
 from finser.data.augment import render, split_tag
 from finser.data.locks import exclusive, read_json, remove_stale_temporaries
@@ -74,10 +75,13 @@ def _render_or_reason(path: str, spec: AudioSpec, seed: int) -> np.ndarray | str
 
 
 class DecodedCache:
-    """Signals for one :class:`AudioSpec` (and augmentation seed), keyed by clip path (tagged for versions)."""
+    """Signals for one :class:`AudioSpec` (and augmentation seed), keyed by clip path (tagged for versions).
 
-    def __init__(self, root: str | Path, spec: AudioSpec, seed: int = 0, workers: int = 1) -> None:
-        self.spec, self.seed, self.workers = spec, seed, workers
+    Missing clips are decoded and augmented by ``workers`` processes (None: one per usable core).
+    """
+
+    def __init__(self, root: str | Path, spec: AudioSpec, seed: int = 0, workers: int | None = None) -> None:
+        self.spec, self.seed, self.workers = spec, seed, workers or usable_cores()
         key = hashlib.sha1(json.dumps([FORMAT, asdict(spec), seed]).encode()).hexdigest()[:12]
         self.folder = Path(root) / f"audio-{key}"
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -143,7 +147,8 @@ class DecodedCache:
                 self._remove_leftovers()
                 missing = [path for path in missing if not self._intact(self.key(path))]
                 if missing:
-                    log.info("decoding %d clips into %s", len(missing), self.folder)
+                    log.info("decoding %d clips into %s with %d processes", len(missing), self.folder,
+                             min(self.workers, len(missing)))  # fmt: skip
                     failures.update(self._build(missing))
         return failures
 
@@ -191,26 +196,18 @@ class DecodedCache:
         pending: list[tuple[str, np.ndarray]] = []
         size = 0
         work = partial(_render_or_reason, spec=self.spec, seed=self.seed)
-        if self.workers > 1:
-            pool = ProcessPoolExecutor(self.workers)
-            results = pool.map(work, paths, chunksize=8)
-        else:
-            pool, results = None, map(work, paths)
-        try:
-            for path, result in zip(paths, results, strict=True):
-                if isinstance(result, str):
-                    failures[path] = result
-                    continue
-                pending.append((self.key(path), result))
-                size += result.size
-                if size >= SHARD_SAMPLES:
-                    self._write_shard(pending)
-                    pending, size = [], 0
-            if pending:
+        results = track(parallel_map(work, paths, self.workers), len(paths), "decoding clips", log)
+        for path, result in zip(paths, results, strict=True):
+            if isinstance(result, str):
+                failures[path] = result
+                continue
+            pending.append((self.key(path), result))
+            size += result.size
+            if size >= SHARD_SAMPLES:
                 self._write_shard(pending)
-        finally:
-            if pool is not None:
-                pool.shutdown()
+                pending, size = [], 0
+        if pending:
+            self._write_shard(pending)
         return failures
 
     def _write_shard(self, signals: list[tuple[str, np.ndarray]]) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,6 +18,8 @@ import numpy as np
 import soundfile
 from scipy.signal import lfilter
 
+from finser.console import track
+from finser.cores import parallel_map, usable_cores
 from finser.data.labels import EMOTIONS, Clip, read_manifest, write_manifest
 from finser.data.locks import exclusive
 
@@ -180,12 +181,13 @@ def build_synthetic_corpus(
     min_seconds: float = 2.0,
     max_seconds: float = 4.0,
     variability: float = 1.0,
-    workers: int = 2,
+    workers: int | None = None,
 ) -> list[Clip]:
     """Generate (once) and index the embedded corpus under ``root/<hash of the options>/``.
 
     A folder with a manifest for the same options is reused; the manifest is written last and atomically, so an
-    interrupted generation is redone rather than half used.
+    interrupted generation is redone rather than half used. ``workers`` processes generate it (None: one per usable
+    core).
     """
     spec = SyntheticCorpusSpec(seed, n_speakers, clips_per_emotion, min_seconds, max_seconds, variability)
     folder = Path(root) / f"synthetic-{spec.key()}"
@@ -196,7 +198,7 @@ def build_synthetic_corpus(
     with exclusive(folder / ".generate.lock"):  # runs started together: one generates, the others wait and read
         if manifest.exists():
             return read_manifest(manifest)
-        return _generate(spec, folder, workers)
+        return _generate(spec, folder, workers or usable_cores())
 
 
 def _generate(spec: SyntheticCorpusSpec, folder: Path, workers: int) -> list[Clip]:
@@ -209,12 +211,8 @@ def _generate(spec: SyntheticCorpusSpec, folder: Path, workers: int) -> list[Cli
                 jobs.append((spec, speaker, emotion, index, path))
                 clips.append(Clip(str(path), "synthetic", f"spk{speaker:02d}", emotion))
     log.info("Generating the synthetic corpus: %d clips in %s", len(jobs), folder)
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            list(pool.map(_write_clip, jobs, chunksize=16))
-    else:
-        for job in jobs:
-            _write_clip(job)
+    for _ in track(parallel_map(_write_clip, jobs, workers), len(jobs), "generating the synthetic corpus", log):
+        pass
     (folder / "spec.json").write_text(json.dumps(asdict(spec), indent=2))
     write_manifest(clips, manifest)
     return clips

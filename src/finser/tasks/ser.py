@@ -154,6 +154,7 @@ class SERTask(L.LightningModule):
         self.front_end_trainable = front_end_trainable
         self.cache_frozen_features = cache_frozen_features and not front_end_trainable
         self.feature_cache: dict[str, torch.Tensor] = {}  # clip key → (162, frames); not part of any checkpoint
+        self.fin_checkpoints: dict[str, Path] = {}  # feature → the published FIN loaded (W&B lineage)
         if front_end_init == "pretrained":
             paths = net.front_end.checkpoint_paths(fin_dir)
             ensure_fin_checkpoints(
@@ -166,6 +167,7 @@ class SERTask(L.LightningModule):
                 Path(default_fin_dir) if default_fin_dir else None,
             )
             net.front_end.load_pretrained(paths)
+            self.fin_checkpoints = paths
         else:
             net.front_end.randomize_()
         net.front_end.requires_grad_(front_end_trainable)

@@ -1,0 +1,43 @@
+"""Running under a cluster launcher: what a job requests from SLURM, and resuming a job that was requeued.
+
+Light on purpose (omegaconf only): ``train.py`` registers the resolvers before Hydra composes the config.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from finser.errors import FinserError
+
+
+def devices_per_node(devices: object) -> int:
+    """``trainer.devices`` as a count SLURM can allocate (one task per device: Lightning's SLURM environment)."""
+    if isinstance(devices, int) and devices >= 1:
+        return devices
+    raise FinserError(
+        f"trainer.devices={devices!r}: a SLURM job needs the number of devices per node (e.g. trainer.devices=4), "
+        "not 'auto', -1 or a list"
+    )
+
+
+def gpus_per_node(accelerator: str, devices: object) -> int | None:
+    """GPUs one node requests: ``trainer.devices`` on GPUs, none on CPUs."""
+    return devices_per_node(devices) if accelerator in ("gpu", "cuda") else None
+
+
+def register_resolvers() -> None:
+    """``${finser.tasks_per_node:${trainer.devices}}`` and ``${finser.gpus_per_node:...}`` for the launcher configs."""
+    OmegaConf.register_new_resolver("finser.tasks_per_node", devices_per_node, replace=True)
+    OmegaConf.register_new_resolver("finser.gpus_per_node", gpus_per_node, replace=True)
+
+
+def requeued_checkpoint(checkpoint_dir: str | Path) -> str | None:
+    """``"last"`` when a submitit job (SLURM or local) finds ``last.ckpt`` in its own run dir: an earlier attempt of
+    this very job wrote it before its time limit or a preemption stopped it and submitit requeued it. The run dir of a
+    sweep job is unique to it, so no other run's checkpoint can be there."""
+    if os.environ.get("SUBMITIT_EXECUTOR") and (Path(checkpoint_dir) / "last.ckpt").is_file():
+        return "last"
+    return None

@@ -1,0 +1,49 @@
+"""The launcher configs: what a SLURM job requests follows the trainer, and Hydra validates them without warnings."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from finser.launch import register_resolvers
+from tests.conftest import REPO
+
+pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+
+
+def launcher(*overrides: str) -> DictConfig:
+    register_resolvers()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. Hydra's "validated against ConfigStore schema with the same name"
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+            return compose("train", overrides=list(overrides), return_hydra_config=True).hydra.launcher
+
+
+@pytest.mark.parametrize(
+    ("overrides", "gpus", "tasks", "nodes"),
+    [
+        (["trainer=cpu"], None, 1, 1),
+        (["trainer=gpu"], 1, 1, 1),
+        (["trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"], 4, 4, 2),
+        (["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"], None, 2, 1),
+    ],
+)
+def test_a_slurm_job_requests_one_task_per_device_and_gpus_only_for_gpus(overrides, gpus, tasks, nodes) -> None:
+    config = launcher("hydra/launcher=slurm", *overrides)
+    assert (config.gpus_per_node, config.tasks_per_node, config.nodes) == (gpus, tasks, nodes)
+    assert config.max_num_timeout > 0  # a job that reaches its time limit is requeued
+
+
+def test_ddp_on_slurm_without_a_device_count_says_what_to_give() -> None:
+    with pytest.raises(Exception, match=r"trainer.devices='auto': a SLURM job needs the number of devices per node"):
+        launcher("hydra/launcher=slurm", "trainer=ddp").gpus_per_node  # noqa: B018 (resolving raises)
+
+
+def test_local_launchers_compose_without_warnings() -> None:
+    assert launcher("hydra/launcher=slurm_local", "trainer=gpu").gpus_per_node == 1
+    assert launcher("hydra/launcher=slurm_local").tasks_per_node == 1  # Lightning starts its own DDP processes
+    assert launcher("hydra/launcher=parallel").n_jobs == 2
