@@ -12,7 +12,7 @@ from finser.data import layouts
 
 
 def write_tree(root: Path, corpus: str) -> Path:
-    """A few speakers of one corpus, with that corpus's quirks (see reference/datasets.md)."""
+    """A few speakers of one corpus, with that corpus's quirks (see docs/corpora.md)."""
     folder = root / corpus
     if corpus == "ravdess":
         layouts.write_files(folder, layouts.ravdess_files(range(1, 5), takes=1), seconds=0.5)

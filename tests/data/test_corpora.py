@@ -137,7 +137,7 @@ def test_unknown_emotion_code_and_foreign_names_are_reported(tmp_path: Path) -> 
 
 
 def test_missing_root_names_the_path(tmp_path: Path) -> None:
-    with pytest.raises(FinserError, match=r"dataset.root '.*nowhere' does not exist.*Real corpora"):
+    with pytest.raises(FinserError, match=r"dataset.root '.*nowhere' does not exist.*docs/corpora.md"):
         index_corpora(["ravdess"], tmp_path / "nowhere")
 
 
@@ -148,7 +148,7 @@ def test_root_of_lfs_pointers_says_git_lfs(tmp_path: Path) -> None:
         index_corpora(["crema_d"], tmp_path)
 
 
-def test_write_tree_layout_matches_datasets_md(tmp_path: Path) -> None:
+def test_write_tree_layout_matches_the_documented_layouts(tmp_path: Path) -> None:
     folder = write_tree(tmp_path, "tess")
     assert (folder / "TESS Toronto emotional speech set data/TESS Toronto emotional speech set data/OAF_Fear").is_dir()
 

@@ -156,7 +156,7 @@ def band_limit(signal: np.ndarray, cutoff_hz: float | None, sample_rate: int = S
     """Low-pass at ``cutoff_hz`` by resampling to twice the cutoff and back with soxr.
 
     This is the anti-alias filter a 16 kHz corpus went through, so with 8000 Hz every corpus loses the same band
-    and the sample rate stops revealing the corpus (the 16 kHz shortcut, see datasets.md).
+    and the sample rate stops revealing the corpus (the 16 kHz shortcut, see docs/corpora.md).
     """
     if cutoff_hz is None or 2 * cutoff_hz >= sample_rate:
         return signal

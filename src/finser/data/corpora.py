@@ -1,4 +1,4 @@
-"""Corpus adapters: a root folder → manifest rows, labels parsed from file names (see reference/datasets.md).
+"""Corpus adapters: a root folder → manifest rows, labels parsed from file names (docs/corpora.md).
 
 Each corpus is one name parser in :data:`CORPORA`: file path → :class:`Parsed` (or None when the name is not in that
 corpus's naming; :class:`LabelError` when it is but a field is unusable). :func:`scan` walks a root once for any set of
@@ -273,14 +273,14 @@ def parse(path: Path, names: Sequence[str]) -> tuple[str, Parsed]:
     others = [name for name in CORPORA if name not in names and CORPORA[name](path) is not None]
     if others:
         raise LabelError(f"named like a file of {others[0]}, which this dataset ({', '.join(names)}) does not include")
-    raise LabelError(f"file name matches no {', '.join(names)} naming (see datasets.md)")
+    raise LabelError(f"file name matches no {', '.join(names)} naming (see docs/corpora.md)")
 
 
 def check_root(root: str | Path | None, names: Sequence[str]) -> Path:
     if root is None or not Path(root).is_dir():
         raise FinserError(
             f"dataset.root '{root}' does not exist or is not a folder: download {', '.join(names)} "
-            f'(see README "Real corpora") and pass dataset.root=...'
+            f"(see docs/corpora.md) and pass dataset.root=..."
         )
     return Path(root)
 
@@ -417,5 +417,5 @@ def no_clips_message(root: str | Path | None, names: Sequence[str], index: Index
     return (
         f"no usable {'+'.join(names)} clip under dataset.root '{root}': {len(index.skipped)} path(s) skipped "
         f"({summarise_skipped(index.skipped) or 'no .wav files found'}).{advice} Point dataset.root at the "
-        f'downloaded corpus (see README "Real corpora").'
+        f"downloaded corpus (see docs/corpora.md)."
     )

@@ -65,7 +65,7 @@ def read_manifest(path: Path) -> list[Clip]:
     if not path.is_file():
         raise FinserError(
             f"manifest {path} does not exist or is not a file: write it with scripts/prepare_corpora.py "
-            f'(see README "Real corpora")'
+            f"(see docs/corpora.md)"
         )
     folder = path.parent.absolute()
     with path.open(newline="") as handle:

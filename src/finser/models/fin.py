@@ -74,7 +74,7 @@ class StudyTopology:
     pool_stride: int = 1
 
 
-# The study's table (paper.md). RMS is dense in the study; its conv variant borrows ZCR's front-end.
+# The study's table (docs/ser.md, "The study"). RMS is dense in the study; its conv variant borrows ZCR's front-end.
 STUDY_TOPOLOGIES: dict[str, StudyTopology] = {
     "rms": StudyTopology(hidden=(32, 16, 8)),
     "zcr": StudyTopology(hidden=(32, 32, 32)),
