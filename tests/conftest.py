@@ -20,10 +20,10 @@ REPO = Path(__file__).resolve().parents[1]
 def speech_like_frames(seed: int, n_clips: int = 4) -> np.ndarray:
     """Frames (B, 2048) of synthetic speech from a seed no corpus in the tests trains on."""
     from finser.data.labels import EMOTIONS
-    from finser.data.synthetic import SyntheticCorpusSpec, _clip_audio
+    from finser.data.synthetic import SyntheticCorpusSpec, clip_audio
 
     spec = SyntheticCorpusSpec(seed=seed)
-    clips = [_clip_audio(spec, index, EMOTIONS[index % len(EMOTIONS)], 0) for index in range(n_clips)]
+    clips = [clip_audio(spec, index, EMOTIONS[index % len(EMOTIONS)], 0) for index in range(n_clips)]
     return np.concatenate([np.lib.stride_tricks.sliding_window_view(clip, 2048)[::512] for clip in clips])
 
 

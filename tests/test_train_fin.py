@@ -62,7 +62,7 @@ def test_wandb_logger_is_offline_and_writes_into_the_run_dir(
     offline = wandb_run(tmp_path / "run")  # exactly one offline run, in the run dir
     assert (offline.group, offline.job_type) == ("fin-rms-spectral", "pretrain")
     assert {"feature=rms", "arch=spectral", "variant=pretrain"} <= set(offline.tags)
-    assert {"init/test/r2", "test/r2", "val/loss_best"} <= offline.summary
+    assert {"init/test/r2", "test/r2", "val/r2_best"} <= offline.summary
     assert offline.logged == {("fin-rms-spectral", "fin", "rms_spectral.ckpt")}  # the published FIN
     assert (tmp_path / "run" / "csv" / "metrics.csv").exists()
 

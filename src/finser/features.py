@@ -17,11 +17,9 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from finser.data.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE
 from finser.errors import FinserError
 
-SAMPLE_RATE = 22_050
-N_FFT = 2048
-HOP_LENGTH = 512
 N_MELS = 128
 N_MFCC = 20
 N_CHROMA = 12

@@ -228,7 +228,7 @@ def plot_confusions(grouped: dict[tuple[str, str], list[dict]], path: Path) -> P
 
 def plot_fin_predictions(results: list[dict], path: Path, seed: int = 4242) -> Path | None:
     """Prediction vs exact target of each published FIN on speech it never saw (first output per feature)."""
-    from finser.data.synthetic import SyntheticCorpusSpec, _clip_audio
+    from finser.data.synthetic import SyntheticCorpusSpec, clip_audio
     from finser.models.checkpoint import load_fin
 
     latest = {(e["feature"], e["arch"]): e for e in results if e.get("experiment") == "fin"}
@@ -236,7 +236,7 @@ def plot_fin_predictions(results: list[dict], path: Path, seed: int = 4242) -> P
     if not fins:
         return None
     spec = SyntheticCorpusSpec(seed=seed)
-    signal = np.concatenate([_clip_audio(spec, index, emotion, 0) for index, emotion in enumerate(EMOTIONS)])
+    signal = np.concatenate([clip_audio(spec, index, emotion, 0) for index, emotion in enumerate(EMOTIONS)])
     frames = frame_signal(torch.from_numpy(signal))
     figure, axes = plt.subplots(1, len(fins), figsize=(3.2 * len(fins), 3.3), squeeze=False)
     for axis, ((feature, arch), checkpoint) in zip(axes[0], fins, strict=True):

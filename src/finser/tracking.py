@@ -99,8 +99,8 @@ def fin_artifact_name(feature: str, arch: str) -> str:
 def log_published(loggers: Sequence[Logger], results_path: Path, kind: str, inputs: Mapping[str, Path]) -> None:
     """Hand W&B what ``results.json`` holds and what the run loaded, for W&B's tables and lineage view.
 
-    Every metric (``init/*`` and ``train_end/*`` included) goes into the run's summary; the checkpoint the run
-    published becomes an artifact of type ``kind`` (a FIN: ``fin-<feature>-<arch>``; an SER model: the run's group),
+    Every metric (``init/*`` and the best validation value included) goes into the run's summary; the checkpoint the
+    run published becomes an artifact of type ``kind`` (a FIN: ``fin-<feature>-<arch>``; an SER model: the run's group),
     and each FIN file in ``inputs`` (feature → path) is recorded as used, so a result names the FINs behind it.
     Offline, W&B refuses ``use_artifact``; the record written instead (log, then use once committed) is the one
     ``use_artifact`` writes online for a file it has not seen, and ``wandb sync`` replays it.

@@ -20,8 +20,11 @@ import soxr
 
 from finser.errors import FinserError
 
+# The signal conventions every part of finser shares (features, frames, FIN inputs), defined here, the lowest layer.
 SAMPLE_RATE = 22_050
-MIN_SAMPLES = 2048  # one analysis window
+N_FFT = 2048  # one analysis window: one FIN input
+HOP_LENGTH = 512
+MIN_SAMPLES = N_FFT  # a clip shorter than one window has no frame
 LFS_MAGIC = b"version https://git-lfs"
 BLOCK_FRAMES = 1 << 16  # frames decoded at a time: 3 s at 22,050 Hz, 0.5 MB of float32 in stereo
 DECODING_ERRORS = (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError)

@@ -10,16 +10,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from finser.data.audio import AudioError, AudioSpec, load_audio
+from finser.data.audio import HOP_LENGTH, N_FFT, AudioError, AudioSpec, load_audio
 from finser.data.augment import TAG, render
 from finser.data.cache import DecodedCache
 from finser.data.labels import Clip
 from finser.errors import FinserError
 
 log = logging.getLogger(__name__)
-
-N_FFT = 2048
-HOP_LENGTH = 512
 
 
 def load_clips(

@@ -20,12 +20,12 @@ from scipy.signal import lfilter
 
 from finser.console import track
 from finser.cores import parallel_map, usable_cores
+from finser.data.audio import SAMPLE_RATE
 from finser.data.labels import EMOTIONS, Clip, read_manifest, write_manifest
 from finser.data.locks import exclusive
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 22_050
 BLOCK = 256  # samples per formant update: formants glide between vowels, updated every ~12 ms
 
 # Prosody profiles: pitch level (× speaker base), pitch range (semitones), syllables per second, loudness (dB),
@@ -92,7 +92,7 @@ def _speaker(seed: int, speaker: int) -> dict[str, float]:
     }
 
 
-def _clip_audio(spec: SyntheticCorpusSpec, speaker: int, emotion: str, index: int) -> np.ndarray:
+def clip_audio(spec: SyntheticCorpusSpec, speaker: int, emotion: str, index: int) -> np.ndarray:
     """One clip, fully determined by (seed, speaker, emotion, index)."""
     rng = np.random.default_rng([spec.seed, speaker, EMOTIONS.index(emotion), index])
     voice = _speaker(spec.seed, speaker)
@@ -170,7 +170,7 @@ def _clip_audio(spec: SyntheticCorpusSpec, speaker: int, emotion: str, index: in
 
 def _write_clip(args: tuple[SyntheticCorpusSpec, int, str, int, Path]) -> None:
     spec, speaker, emotion, index, path = args
-    soundfile.write(path, _clip_audio(spec, speaker, emotion, index), SAMPLE_RATE, subtype="PCM_16")
+    soundfile.write(path, clip_audio(spec, speaker, emotion, index), SAMPLE_RATE, subtype="PCM_16")
 
 
 def build_synthetic_corpus(
