@@ -1,10 +1,14 @@
 """Train a FIN or an SER model: `python train.py [group=option ...] [key=value ...]` (see README)."""
 
 import os
+from pathlib import Path
 
 # Idle OpenMP threads sleep instead of spinning (before torch loads its runtime): on cores shared with other jobs,
 # spinning threads made compute_all ~40x slower at 2 threads; every process finser starts inherits this.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The project root (this file's folder) for conf/paths and the run dirs, so a run started from another folder still
+# uses the project's cache, FIN folder and outputs; inherited by launcher jobs. Set it to use another root.
+os.environ.setdefault("FINSER_ROOT", str(Path(__file__).resolve().parent))
 
 import hydra
 from omegaconf import DictConfig

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 import finser
 from finser.features import compute
-from tests.conftest import read_results, run_train, speech_like_frames, wandb_run
+from tests.conftest import REPO, read_results, run_train, speech_like_frames, wandb_run
 
 
 def test_default_fin_run_publishes_a_checkpoint_that_loads_back(tmp_path: Path, cache_dir: Path) -> None:
@@ -96,3 +100,16 @@ def test_a_wrong_config_key_or_option_fails_naming_it(tmp_path: Path, cache_dir:
     result = run_train(tmp_path, cache_dir, override, check=False)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_paths_do_not_depend_on_the_working_directory(tmp_path: Path) -> None:
+    """Started from another folder, a run still uses the project's cache, FIN folder and data folder."""
+    env = {key: value for key, value in os.environ.items() if key not in ("FINSER_ROOT", "FINSER_CACHE", "FINSER_DATA")}
+    command = [sys.executable, str(REPO / "train.py"), "--cfg", "job", "--resolve", "--package", "paths"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    paths = yaml.safe_load(result.stdout)  # the paths node alone (--package paths)
+    assert (paths["root_dir"], paths["fin_dir"], paths["cache_dir"]) == (
+        str(REPO), str(REPO / "outputs" / "fins"), str(REPO / ".cache"),
+    )  # fmt: skip
+    assert not any(tmp_path.iterdir())
