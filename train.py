@@ -1,21 +1,13 @@
 """Train a FIN or an SER model: `python train.py [group=option ...] [key=value ...]` (see README)."""
 
-import os
 from pathlib import Path
-
-# Idle OpenMP threads sleep instead of spinning (before torch loads its runtime): on cores shared with other jobs,
-# spinning threads made compute_all ~40x slower at 2 threads; every process finser starts inherits this.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# The project root (this file's folder) for conf/paths and the run dirs, so a run started from another folder still
-# uses the project's cache, FIN folder and outputs; inherited by launcher jobs. Set it to use another root.
-os.environ.setdefault("FINSER_ROOT", str(Path(__file__).resolve().parent))
 
 import hydra
 from omegaconf import DictConfig
 
-from finser.launch import register_resolvers
+from finser.launch import prepare_entry_point
 
-register_resolvers()  # before Hydra composes: the launcher configs derive GPUs and tasks per node from trainer
+prepare_entry_point(Path(__file__).parent)  # before Hydra composes (resolvers, FINSER_ROOT) and torch loads
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

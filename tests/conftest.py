@@ -45,10 +45,15 @@ TINY = [
 
 
 def run_train(
-    tmp_path: Path, cache_dir: Path, *overrides: str, check: bool = True, wandb_mode: str | None = "offline"
+    tmp_path: Path,
+    cache_dir: Path,
+    *overrides: str,
+    check: bool = True,
+    wandb_mode: str | None = "offline",
+    script: str = "train.py",
 ) -> subprocess.CompletedProcess:
-    """Run `python train.py` as a user would, with outputs under ``tmp_path``, no network and no terminal to ask
-    questions on (``wandb_mode=None`` leaves W&B to finser's own default)."""
+    """Run `python train.py` (or ``script``, e.g. eval.py) as a user would, with outputs under ``tmp_path``, no network
+    and no terminal to ask questions on (``wandb_mode=None`` leaves W&B to finser's own default)."""
     env = {**os.environ, "HYDRA_FULL_ERROR": "1", "PYTHONUNBUFFERED": "1"}
     env.pop("WANDB_MODE", None)
     if wandb_mode is not None:
@@ -56,7 +61,7 @@ def run_train(
     flags = [override for override in overrides if override.startswith("-")]  # e.g. -m: before the overrides
     command = [
         sys.executable,
-        str(REPO / "train.py"),
+        str(REPO / script),
         *flags,
         f"hydra.run.dir={tmp_path / 'run'}",
         f"hydra.sweep.dir={tmp_path / 'multirun'}",

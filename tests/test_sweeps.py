@@ -53,3 +53,21 @@ def test_a_fast_dev_run_leaves_the_published_fin_untouched(tmp_path: Path, cache
     assert (tmp_path / "fins" / "mfcc_spectral.ckpt").read_bytes() == good
     results = read_results(tmp_path / "run")
     assert Path(results["checkpoint"]) == tmp_path / "run" / "debug_model.ckpt"
+
+
+def test_eval_tests_a_published_fin_on_any_dataset_and_publishes_nothing(tmp_path: Path, cache_dir: Path) -> None:
+    good = published_before(tmp_path / "fins")
+    run_train(tmp_path, cache_dir, f"ckpt={tmp_path / 'fins' / 'mfcc_spectral.ckpt'}", script="eval.py")
+    results = read_results(tmp_path / "run")
+    assert results["evaluated_checkpoint"] == str(tmp_path / "fins" / "mfcc_spectral.ckpt")
+    assert 0.9 < results["test/r2"] <= 1.0 and 0.9 < results["eval/synthetic_unseen/r2"] <= 1.0
+    assert (tmp_path / "fins" / "mfcc_spectral.ckpt").read_bytes() == good
+    assert sorted(path.name for path in (tmp_path / "fins").iterdir()) == ["mfcc_spectral.ckpt"]
+
+
+def test_eval_of_a_checkpoint_of_another_feature_names_the_overrides(tmp_path: Path, cache_dir: Path) -> None:
+    published_before(tmp_path / "fins")
+    result = run_train(tmp_path, cache_dir, f"ckpt={tmp_path / 'fins' / 'mfcc_spectral.ckpt'}", "feature=rms",
+                       script="eval.py", check=False)  # fmt: skip
+    assert result.returncode != 0
+    assert "is another architecture than this config's: add feature=mfcc fin_arch=spectral" in result.stderr

@@ -34,6 +34,19 @@ def register_resolvers() -> None:
     OmegaConf.register_new_resolver("finser.gpus_per_node", gpus_per_node, replace=True)
 
 
+def prepare_entry_point(root: Path) -> None:
+    """What ``train.py`` and ``eval.py`` set before Hydra composes and before torch loads.
+
+    Idle OpenMP threads sleep instead of spinning: on cores shared with other jobs, spinning threads made compute_all
+    ~40× slower at 2 threads. ``FINSER_ROOT`` (the entry point's folder) roots the run dirs and ``paths``, so a run
+    started from another folder still uses the project's cache, FIN folder and outputs. Launcher jobs inherit both;
+    either can be set beforehand to choose otherwise.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("FINSER_ROOT", str(Path(root).resolve()))
+    register_resolvers()
+
+
 def requeued_checkpoint(checkpoint_dir: str | Path) -> str | None:
     """``"last"`` when a submitit job (SLURM or local) finds ``last.ckpt`` in its own run dir: an earlier attempt of
     this very job wrote it before its time limit or a preemption stopped it and submitit requeued it. The run dir of a

@@ -30,7 +30,7 @@ from finser.console import drop_library_handlers
 from finser.errors import FinserError
 from finser.features import N_FFT
 from finser.launch import requeued_checkpoint
-from finser.models.checkpoint import publish_checkpoint, save_checkpoint
+from finser.models.checkpoint import load_model, publish_checkpoint, save_checkpoint
 from finser.tasks.guards import check_resume
 from finser.tracking import log_published
 
@@ -233,6 +233,11 @@ def resume_path(ckpt_path: str | None, trainer: L.Trainer) -> Path | None:
 
 def evaluate_untrained(cfg: DictConfig, task: L.LightningModule, datamodule: L.LightningDataModule) -> dict:
     """Test the network as initialised, so a run shows what training changed (keys prefixed ``init/``)."""
+    return {f"init/{name}": value for name, value in tested_metrics(cfg, task, datamodule).items()}
+
+
+def tested_metrics(cfg: DictConfig, task: L.LightningModule, datamodule: L.LightningDataModule) -> dict[str, float]:
+    """Every test set's metrics for the network as it is, on one device, with nothing logged or saved."""
     trainer = L.Trainer(
         accelerator=cfg.trainer.accelerator,
         devices=1,
@@ -245,7 +250,46 @@ def evaluate_untrained(cfg: DictConfig, task: L.LightningModule, datamodule: L.L
     metrics: dict[str, float] = {}
     for part in trainer.test(task, datamodule=datamodule, verbose=False):
         metrics.update(finite_metrics(part))
-    return {f"init/{name}": value for name, value in metrics.items()}
+    return metrics
+
+
+def evaluate(cfg: DictConfig) -> dict[str, float]:
+    """Test a published FIN or SER checkpoint (``ckpt=``) on the configured dataset and its evaluation corpora.
+
+    Writes ``results.json`` in the run dir; nothing is trained or published. The config must describe the same
+    model (``feature``/``fin_arch`` for a FIN, the preset, head and arch for SER): a mismatch says which overrides fit.
+    """
+    output_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
+    drop_library_handlers()
+    model, meta = load_model(cfg.ckpt)
+    identity = OmegaConf.to_container(cfg.identity, resolve=True)
+    overrides = (
+        f"feature={meta.get('feature')} fin_arch={meta.get('arch')}"
+        if meta["kind"] == "fin"
+        else f"experiment={meta.get('experiment')} ser_head={meta.get('head')} fin_arch={meta.get('arch')}"
+    )
+    if meta["kind"] != cfg.task_kind:
+        raise FinserError(
+            f"ckpt={cfg.ckpt} holds a {meta['kind']} model, this config a {cfg.task_kind}: add {overrides}"
+        )
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.datamodule)
+    random_front_end = {"front_end_init": "random"} if cfg.task_kind == "ser" else {}  # its weights come from ckpt
+    task = instantiate(cfg.task, test_set_names=datamodule.test_set_names, **random_front_end)
+    try:
+        task.net.load_state_dict(model.state_dict())
+    except RuntimeError as error:
+        raise FinserError(f"ckpt={cfg.ckpt} is another architecture than this config's: add {overrides}") from error
+    if hasattr(task, "statistics_ready"):
+        task.statistics_ready.fill_(True)  # a FIN's output scale comes from its own training data, not this corpus
+    results = tested_metrics(cfg, task, datamodule)
+    summary = {**identity, "metrics": results, **results, **getattr(task, "extra_results", {}),
+               "evaluated_checkpoint": str(Path(cfg.ckpt).resolve()), "checkpoint_meta": {
+                   key: meta.get(key) for key in ("kind", "feature", "arch", "experiment", "head", "run_dir")},
+               "run_dir": str(output_dir)}  # fmt: skip
+    (output_dir / "results.json").write_text(json.dumps(summary, indent=2))
+    log.info("results: %s", json.dumps({k: round(v, 4) for k, v in results.items()}))
+    return results
 
 
 def publish(
