@@ -27,6 +27,7 @@ from rich.syntax import Syntax
 from rich.tree import Tree
 
 from finser.console import drop_library_handlers
+from finser.cores import limit_threads, threads_per_process, usable_cores
 from finser.errors import FinserError
 from finser.features import N_FFT
 from finser.launch import requeued_checkpoint
@@ -157,9 +158,19 @@ def provenance(output_dir: Path) -> dict[str, Any]:
     }
 
 
+def concurrent_processes(cfg: DictConfig) -> int:
+    """How many processes of this run share its cores: parallel sweep jobs (joblib's ``n_jobs``) × CPU DDP ranks."""
+    launcher = HydraConfig.get().launcher if HydraConfig.initialized() else {}
+    jobs = launcher.get("n_jobs") or 1
+    jobs = usable_cores() if jobs < 0 else jobs  # joblib's -1: one job per core
+    devices = cfg.trainer.get("devices", 1) if cfg.trainer.get("accelerator") == "cpu" else 1
+    return jobs * (devices if isinstance(devices, int) and devices > 0 else 1)
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
     """One training run: returns its final metrics (a sweeper optimises ``cfg.optimized_metric``)."""
     check_settings(cfg)
+    limit_threads(threads_per_process(concurrent_processes(cfg)))
     drop_library_handlers()
     output_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
     rank_zero = int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
