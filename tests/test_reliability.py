@@ -103,7 +103,7 @@ def test_runs_started_in_the_same_second_get_their_own_directories(monkeypatch: 
             hydra_config = compose("train", return_hydra_config=True).hydra
             directories.append((hydra_config.run.dir, hydra_config.sweep.dir))
     (run, sweep), (other_run, other_sweep) = directories
-    assert run.startswith("outputs/runs/fin/2026-12-01_10-31-07") and sweep.startswith("outputs/multirun/2026-12-01")
+    assert run.endswith("outputs/runs/fin/2026-12-01_10-31-07-001000") and "outputs/multirun/2026-12-01" in sweep
     assert run != other_run and sweep != other_sweep
 
 

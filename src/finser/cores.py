@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -46,7 +47,7 @@ def parallel_map(function: Callable[[Item], Result], items: Sequence[Item], work
     Small chunks (about four per worker), so progress shows and the workers finish together.
     """
     workers = min(workers, len(items))
-    if workers <= 1:
+    if workers <= 1 or multiprocessing.current_process().daemon:  # a daemonic process (a Pool's) may not have children
         yield from map(function, items)
         return
     with ProcessPoolExecutor(workers, initializer=single_threaded) as pool:
