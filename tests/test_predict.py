@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from predict import main as predict_main
 from rich.console import Console
-from scripts.bench import predict_peak_rss, tiny_ser_checkpoint, write_noise
 
+from benchmarks.predict import predict_peak_rss, tiny_ser_checkpoint, write_noise
 from finser.data.audio import load_audio
 from finser.data.labels import EMOTIONS
 from finser.inference import EmotionPredictor, progress_bar
 from finser.models.checkpoint import save_checkpoint
 from finser.models.fin import spectral_fin
+from predict import main as predict_main
 from tests.conftest import REPO
 
 
