@@ -89,6 +89,7 @@ def test_bad_arguments_say_what_is_wrong(ser_checkpoint: Path, tmp_path: Path, a
     assert message in result.stderr
 
 
+@pytest.mark.slow
 def test_windows_are_scored_in_bounded_batches_with_the_same_probabilities(ser_checkpoint: Path, tmp_path: Path):
     path = tmp_path / "minute.wav"
     soundfile.write(path, 0.1 * np.random.default_rng(2).standard_normal(16_000 * 60), 16_000)
