@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # pytest workers for `make test`: the suite is mostly train.py subprocesses, ~8 min on one core of two, ~4 on both.
 TEST_WORKERS ?= 2
 
-.PHONY: install train test bench reproduce reproduce-quick report lint clean
+.PHONY: install train test test-fast bench reproduce reproduce-quick report lint clean
 
 # make reproduce DATASET=combined ROOT=/data/ser ARCH=spectral HEAD=conv1d SPLIT=speaker SEEDS=0,1,2,3,4
 REPRODUCE_VARS = $(foreach v,DATASET ROOT ARCH HEAD SPLIT SEEDS FIN_ARGS SER_ARGS OUT,$(if $($(v)),$(v)='$($(v))'))
@@ -28,6 +28,11 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS)
+
+# The edit-test loop: everything but the tests marked slow (train.py, predict.py and script subprocesses, and the few
+# over a few seconds; see tests/conftest.py), in one process.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 reproduce: $(STAMP)
 	env $(REPRODUCE_VARS) PYTHON=$(BIN)/python bash scripts/reproduce.sh

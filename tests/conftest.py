@@ -1,7 +1,14 @@
-"""Shared fixtures: tiny generated corpora and a helper that runs train.py through Hydra in a subprocess."""
+"""Shared fixtures: tiny generated corpora and a helper that runs train.py through Hydra in a subprocess.
+
+Also marks every test that starts a process (``train.py``, ``predict.py``, a script) slow, found by what its code,
+its helpers and its fixtures call: ``make test-fast`` leaves them out, with the few marked ``@pytest.mark.slow`` by
+hand for taking more than a few seconds in-process.
+"""
 
 from __future__ import annotations
 
+import dis
+import inspect
 import json
 import os
 import struct
@@ -10,11 +17,43 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import CodeType
 
 import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+HELPERS = ("tests", "benchmarks")  # packages whose functions the tests call as helpers
+
+
+def global_names(code: CodeType) -> set[str]:
+    """The global names a code object and the functions nested in it load (not attributes: ``x.predict`` is not
+    ``predict``)."""
+    names = {op.argval for op in dis.get_instructions(code) if op.opname in ("LOAD_GLOBAL", "LOAD_NAME")}
+    for constant in code.co_consts:
+        if isinstance(constant, CodeType):
+            names |= global_names(constant)
+    return names
+
+
+def starts_processes(function: object, seen: set[object]) -> bool:
+    """Whether ``function``, or a helper of the tests' or the benchmark's that it calls, uses ``subprocess``."""
+    function = inspect.unwrap(function)
+    if not inspect.isfunction(function) or function.__module__.split(".")[0] not in HELPERS or function in seen:
+        return False
+    seen.add(function)
+    names = global_names(function.__code__)
+    return "subprocess" in names or any(
+        starts_processes(function.__globals__.get(name), seen) for name in names if name in function.__globals__
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        seen: set[object] = set()
+        fixtures = [definitions[-1].func for definitions in item._fixtureinfo.name2fixturedefs.values()]
+        if any(starts_processes(function, seen) for function in [item.obj, *fixtures]):
+            item.add_marker(pytest.mark.slow)
 
 
 def speech_like_frames(seed: int, n_clips: int = 4) -> np.ndarray:
@@ -82,6 +121,19 @@ def run_train(
 
 def read_results(run_dir: Path) -> dict:
     return json.loads((run_dir / "results.json").read_text())
+
+
+MFCC_CONFIG = {"_target_": "finser.models.fin.spectral_fin", "feature": "mfcc"}
+
+
+def published_before(fin_dir: Path) -> bytes:
+    """A good FIN already published in ``fin_dir``, as another run would have left it; returns its bytes."""
+    from finser.models.checkpoint import save_checkpoint
+    from finser.models.fin import spectral_fin
+
+    path = save_checkpoint(spectral_fin("mfcc"), MFCC_CONFIG, fin_dir / "mfcc_spectral.ckpt", kind="fin",
+                           feature="mfcc", arch="spectral", run_dir="the good run")  # fmt: skip
+    return path.read_bytes()
 
 
 def wandb_records(path: Path) -> Iterator[object]:

@@ -55,6 +55,7 @@ def assert_like_librosa(got: dict[str, torch.Tensor], expected: dict[str, np.nda
         np.testing.assert_allclose(value, reference, rtol=0, atol=atol, err_msg=name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["random", "tonal", "silent", "speech"])
 def test_chunked_compute_all_equals_librosa_on_overlapping_views(kind: str) -> None:
     n_frames = 2 * features.CHUNK_FRAMES + 37
@@ -80,6 +81,7 @@ def test_chunked_path_equals_the_one_pass_functional_path() -> None:
         )
 
 
+@pytest.mark.slow
 def test_float64_frames_equal_librosa() -> None:
     frames = features.frame_signal(torch.from_numpy(clip("tonal", 40)).double())
     got = features.compute_all(frames)

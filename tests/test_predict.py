@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 import soundfile
 import torch
-from predict import main as predict_main
 from rich.console import Console
-from scripts.bench import predict_peak_rss, tiny_ser_checkpoint, write_noise
 
+from benchmarks.predict import predict_peak_rss, tiny_ser_checkpoint, write_noise
 from finser.data.audio import load_audio
 from finser.data.labels import EMOTIONS
 from finser.inference import EmotionPredictor, progress_bar
 from finser.models.checkpoint import save_checkpoint
 from finser.models.fin import spectral_fin
+from predict import main as predict_main
 from tests.conftest import REPO
 
 
@@ -89,6 +89,7 @@ def test_bad_arguments_say_what_is_wrong(ser_checkpoint: Path, tmp_path: Path, a
     assert message in result.stderr
 
 
+@pytest.mark.slow
 def test_windows_are_scored_in_bounded_batches_with_the_same_probabilities(ser_checkpoint: Path, tmp_path: Path):
     path = tmp_path / "minute.wav"
     soundfile.write(path, 0.1 * np.random.default_rng(2).standard_normal(16_000 * 60), 16_000)

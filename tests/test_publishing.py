@@ -10,19 +10,10 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from finser.errors import FinserError
-from finser.models.checkpoint import publish_checkpoint, read_checkpoint, save_checkpoint
+from finser.models.checkpoint import publish_checkpoint, read_checkpoint
 from finser.models.fin import spectral_fin
 from finser.run import check_publish_folder, check_settings
-from tests.conftest import REPO, read_results, run_train
-
-MFCC_CONFIG = {"_target_": "finser.models.fin.spectral_fin", "feature": "mfcc"}
-
-
-def published_before(fin_dir: Path) -> bytes:
-    """A good FIN already published in ``fin_dir``, as another run would have left it; returns its bytes."""
-    path = save_checkpoint(spectral_fin("mfcc"), MFCC_CONFIG, fin_dir / "mfcc_spectral.ckpt", kind="fin",
-                           feature="mfcc", arch="spectral", run_dir="the good run")  # fmt: skip
-    return path.read_bytes()
+from tests.conftest import MFCC_CONFIG, REPO, published_before, read_results, run_train
 
 
 @pytest.mark.parametrize(

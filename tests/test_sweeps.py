@@ -11,8 +11,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from finser.models.checkpoint import read_checkpoint
-from tests.conftest import REPO, read_results, run_train
-from tests.test_publishing import published_before
+from tests.conftest import REPO, published_before, read_results, run_train
 
 
 @pytest.mark.parametrize(("experiment", "metric"), [("fin", "val/r2_best"), ("ser_fin_finetuned", "val/f1_macro_best")])

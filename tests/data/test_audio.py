@@ -65,6 +65,7 @@ def test_band_limit_removes_above_cutoff_and_keeps_below() -> None:
     assert band_limit(high, 8000).size == high.size and band_limit(high, None) is high
 
 
+@pytest.mark.slow
 def test_augmented_versions_are_the_study_s_noise_and_stretch_pitch() -> None:
     signal = tone(1.0, SAMPLE_RATE, 220.0)
     noise, stretched = augmented_versions(signal, seed=3)

@@ -15,12 +15,9 @@ from finser.features import FEATURE_DIMS, FEATURES, compute
 from finser.models.checkpoint import load_fin, save_checkpoint
 from finser.models.cost import operations_per_frame
 from finser.models.fin import BandMixer, spectral_fin, study_fin
+from finser.study import DENSE_FINS, FIN_MACS, FIN_PARAMETERS
 from tests.conftest import speech_like_frames
 
-# paper.md: parameters and multiply-accumulates per frame of the study's FINs.
-STUDY_PARAMETERS = {"rms": 66_000, "zcr": 263_000, "chroma": 900_000, "mfcc": 822_000, "melspec": 983_000}
-STUDY_MACS = {"rms": 0.07e6, "zcr": 0.39e6, "chroma": 202e6, "mfcc": 202e6, "melspec": 404e6}
-STUDY_DENSE = {"rms"}  # the study's RMS FIN is dense-only; the others have a conv front-end
 STRIDED = ["rms", "zcr"]  # spectral FINs that read every stride-th sample (pair)
 
 
@@ -65,18 +62,18 @@ def test_spectral_fin_of_digital_silence_is_librosas(feature: str) -> None:
 
 @pytest.mark.parametrize("feature", FEATURES)
 def test_study_topology_matches_the_papers_parameter_count(feature: str) -> None:
-    net = study_fin(feature, convolutional=feature not in STUDY_DENSE)
-    assert count_parameters(net) == pytest.approx(STUDY_PARAMETERS[feature], rel=0.10)
+    net = study_fin(feature, convolutional=feature not in DENSE_FINS)
+    assert count_parameters(net) == pytest.approx(FIN_PARAMETERS[feature], rel=0.10)
 
 
 @pytest.mark.parametrize("feature", FEATURES)
 def test_spectral_needs_at_most_a_hundredth_of_the_studys_flops(feature: str) -> None:
     """All ops (finser.models.cost, as bench section 2 reports): matmul FLOPs plus one per element of every other op."""
     frames = torch.from_numpy(speech_like_frames(seed=3, n_clips=1)[:16])
-    assert operations_per_frame(spectral_fin(feature), frames) <= 2 * STUDY_MACS[feature] / 100
+    assert operations_per_frame(spectral_fin(feature), frames) <= 2 * FIN_MACS[feature] / 100
     # The paper's figures, which the goal divides, are those of our copies of its FINs (it rounds RMS's to 0.07 M).
-    study = study_fin(feature, convolutional=feature not in STUDY_DENSE)
-    assert flops_per_frame(study) == pytest.approx(2 * STUDY_MACS[feature], rel=0.10)
+    study = study_fin(feature, convolutional=feature not in DENSE_FINS)
+    assert flops_per_frame(study) == pytest.approx(2 * FIN_MACS[feature], rel=0.10)
 
 
 @pytest.mark.parametrize("feature", FEATURES)

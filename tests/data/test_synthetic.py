@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile
 import torch
 
@@ -15,6 +16,7 @@ from finser.data.synthetic import build_synthetic_corpus
 from finser.features import compute_all, frame_signal
 
 
+@pytest.mark.slow
 def test_same_seed_same_audio_and_other_seed_other_audio(tmp_path: Path) -> None:
     first = build_synthetic_corpus(tmp_path / "a", seed=3, n_speakers=3, clips_per_emotion=1, workers=1)
     again = build_synthetic_corpus(tmp_path / "b", seed=3, n_speakers=3, clips_per_emotion=1, workers=2)
@@ -43,6 +45,7 @@ def test_a_second_call_reuses_the_cache(tmp_path: Path) -> None:
     assert Path(clips[0].path).stat().st_mtime_ns == stamp
 
 
+@pytest.mark.slow
 def test_exact_features_separate_emotions_above_chance_but_not_perfectly(cache_dir: Path) -> None:
     """Classes overlap: a linear classifier on time-averaged exact features, tested on unseen speakers."""
     from sklearn.linear_model import LogisticRegression

@@ -1,0 +1,105 @@
+"""finser's benchmark: feature targets, FIN cost, training throughput, start-up, the data pipeline and prediction.
+
+    python -m benchmarks [--out outputs/bench] [--quick] [--skip-startup] [--skip-data] [--baseline-rev REV]
+
+Every ratio is measured side by side in one run, on the same inputs, with the same threads (torch, MKL, OpenMP and
+numba at 2): each timing is the best of several repeats, so other work on the machine inflates numbers rather than
+deflates them; the features' speed-ups over librosa are medians of ratios taken turn by turn (``side_by_side``).
+Writes ``bench.md`` (the tables) and ``bench.json`` (the same numbers) under ``--out``; ``bench.json`` after each
+section, so an interrupted run keeps what it measured.
+
+Sections (one module each, see ``benchmarks/__init__.py``): (1) exact features (``finser.features``) vs librosa per
+file and per 2048-sample frame, plus the torch code of ``--baseline-rev`` (the first, unoptimised version) for
+before/after; (2) each FIN's parameters, FLOPs per frame and frames/s beside the study's; (3) training steps per
+second (FIN frames/s, SER clips/s) and the FIN data loader's rate; (4) ``python train.py`` to its first training
+step; (5) ``python -m benchmarks.data``'s table (decode/augment throughput, peak RSS serving the full-scale union);
+(6) ``python predict.py`` on a generated 60-minute file: its peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from benchmarks import REPO
+from benchmarks.timing import THREADS, machine, set_threads
+
+
+def main(arguments: list[str]) -> int:
+    set_threads()  # before the section modules load numpy and torch
+    import torch
+
+    from benchmarks import data, features, fins, predict, startup, training
+    from benchmarks.clips import clip_frames, speech_like_clips
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench")
+    parser.add_argument("--quick", action="store_true", help="fewer files and repeats (a smoke run)")
+    parser.add_argument("--skip-startup", action="store_true")
+    parser.add_argument("--skip-data", action="store_true")
+    parser.add_argument("--cold-startup", action="store_true", help="also time train.py with an empty cache")
+    parser.add_argument("--baseline-rev", default=features.BASELINE_REV, help="git revision of the 'before' features")
+    parser.add_argument("--data-scale", type=float, default=0.05)
+    parser.add_argument("--serve-scale", type=float, default=1.0)
+    options = parser.parse_args(arguments)
+
+    torch.set_num_threads(THREADS)
+    options.out.mkdir(parents=True, exist_ok=True)
+    results: dict = {"machine": machine()}
+    n_files, repeats = (12, 3) if options.quick else (32, 5)
+    clips = speech_like_clips(n_files)
+
+    sections: list[tuple[str, str]] = []
+
+    def section(title: str, key: str, run: Callable[[], dict], render: Callable[[dict], str]) -> None:
+        start = time.perf_counter()
+        print(f"[bench] {title} ...", file=sys.stderr, flush=True)
+        results[key] = run()
+        results[key + "_bench_s"] = round(time.perf_counter() - start, 1)
+        sections.append((title, render(results[key])))
+        (options.out / "bench.json").write_text(json.dumps(results, indent=2, default=str))
+
+    baseline = features.load_features_at(options.baseline_rev)
+    section(
+        "1. Feature targets",
+        "features",
+        lambda: features.run(clips, repeats, 64 if options.quick else 256, baseline, options.baseline_rev),
+        features.markdown,
+    )
+    frames = clip_frames(clips)
+    section("2. FIN cost per frame", "fins", lambda: fins.run(frames, repeats), fins.markdown)
+    section("3. Training throughput", "training", lambda: training.run(frames, clips, options.quick), training.markdown)
+    if not options.skip_startup:
+        section("4. Start-up", "startup", lambda: startup.run(options.cold_startup), startup.markdown)
+    if not options.skip_data:
+        section(
+            "5. Data pipeline and peak RSS",
+            "data",
+            lambda: data.run(options.data_scale, options.serve_scale, timeout=300),
+            data.markdown,
+        )
+    else:
+        sections.append(("5. Data pipeline and peak RSS", "Skipped (--skip-data)."))
+    section("6. Predicting a long file", "predict", predict.run, predict.markdown)
+
+    info = results["machine"]
+    head = [
+        "# finser benchmark",
+        "",
+        f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, GPU: {info['gpu']}; torch "
+        f"{info['torch']}, librosa {info['librosa']}, Python {info['python']}; {THREADS} threads everywhere. Load "
+        f"average at start {tuple(round(x, 2) for x in info['load_average_at_start'])} (other work on the cores "
+        "makes timings slower, never faster: each is the best of several repeats).",
+    ]
+    body = [f"\n## {title}\n\n{text}" for title, text in sections]
+    (options.out / "bench.md").write_text("\n".join(head + body) + "\n")
+    print("\n".join(head + body))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,48 @@
+"""The benchmark package (benchmarks/, `make bench`): its entry points, its harness and what train.py loads from it."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import pytest
+from hydra.utils import get_object
+
+from benchmarks.timing import fmt, paired_ratios
+from tests.conftest import REPO
+
+SECTIONS = ["features", "fins", "training", "startup", "data", "predict"]
+
+
+@pytest.mark.parametrize("name", SECTIONS)
+def test_every_section_measures_and_renders(name: str) -> None:
+    module = importlib.import_module(f"benchmarks.{name}")
+    assert callable(module.run) and callable(module.markdown)
+
+
+def test_the_start_up_timer_is_a_callback_train_py_can_load() -> None:
+    # benchmarks/startup.py adds it as +callbacks.bench_timer._target_=...; train.py's folder starts its sys.path.
+    assert issubclass(get_object("benchmarks.callbacks.FirstStepTimer"), L.Callback)
+
+
+def test_ratios_are_taken_turn_by_turn_and_numbers_print_with_three_figures() -> None:
+    assert paired_ratios([1.0, 2.0, 0.5], [2.0, 2.0, 2.0]) == [1.0, 2.0, 4.0]
+    assert (fmt(1234.56), fmt(12.345), fmt(0.012345), fmt(0.0)) == ("1,235", "12.3", "0.012", "0.0")
+
+
+def test_a_failed_data_section_is_reported_not_raised() -> None:
+    from benchmarks import data
+
+    error = "benchmarks.data took over 300 s"
+    assert data.markdown({"error": error}) == f"**Pending**: {error}."
+
+
+@pytest.mark.parametrize(("script", "usage"), [("bench.py", "--skip-startup"), ("bench_data.py", "--serve-scale")])
+def test_the_scripts_run_the_package_from_any_folder(tmp_path: Path, script: str, usage: str) -> None:
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--help"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert usage in result.stdout
