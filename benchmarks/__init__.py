@@ -3,12 +3,12 @@
     python -m benchmarks [--out outputs/bench] [--quick] [--skip-startup] [--skip-data] [--baseline-rev REV]
 
 (``make bench`` runs it through ``scripts/bench.py``.) Sections: ``features`` (1, exact features vs librosa),
-``fins`` (2, FIN cost per frame), ``training`` (3, training steps and the FIN data loader), ``startup`` (4,
-``python train.py`` to its first step), ``data`` (5, the data pipeline and its peak RSS; also ``python -m
-benchmarks.data`` alone), ``predict`` (6, ``predict.py`` on an hour of audio). They share the generated clips
-(``clips``) and the timing harness (``timing``); each section module has a ``run`` that measures and returns a dict
-(written to ``bench.json``) and a ``markdown`` that renders it. Not part of the installed package: run it from the
-repository root.
+``fins`` (2, FIN cost per frame), ``training`` (3, training steps and the FIN data loader), ``startup`` (4, ``python
+train.py`` to its first step), ``data`` (5, the data pipeline and its peak RSS; also ``python -m benchmarks.data``
+alone), ``predict`` (6, ``predict.py`` on an hour of audio), ``sharing`` (7, rates alone and beside busy processes).
+They share the generated clips (``clips``) and the timing harness (``timing``); each section module has a ``run``
+that measures and returns a dict (written to ``bench.json``) and a ``markdown`` that renders it. Not part of the
+installed package: run it from the repository root.
 """
 
 from pathlib import Path

@@ -13,7 +13,8 @@ file and per 2048-sample frame, plus the torch code of ``--baseline-rev`` (the f
 before/after; (2) each FIN's parameters, FLOPs per frame and frames/s beside the study's; (3) training steps per
 second (FIN frames/s, SER clips/s) and the FIN data loader's rate; (4) ``python train.py`` to its first training
 step; (5) ``python -m benchmarks.data``'s table (decode/augment throughput, peak RSS serving the full-scale union);
-(6) ``python predict.py`` on a generated 60-minute file: its peak RSS.
+(6) ``python predict.py`` on a generated 60-minute file: its peak RSS; (7) ``compute_all`` and a FIN training step
+alone and beside two busy processes, with and without ``OMP_WAIT_POLICY=PASSIVE``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def main(arguments: list[str]) -> int:
     set_threads()  # before the section modules load numpy and torch
     import torch
 
-    from benchmarks import data, features, fins, predict, startup, training
+    from benchmarks import data, features, fins, predict, sharing, startup, training
     from benchmarks.clips import clip_frames, speech_like_clips
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -85,6 +86,7 @@ def main(arguments: list[str]) -> int:
     else:
         sections.append(("5. Data pipeline and peak RSS", "Skipped (--skip-data)."))
     section("6. Predicting a long file", "predict", predict.run, predict.markdown)
+    section("7. Sharing the cores", "sharing", sharing.run, sharing.markdown)
 
     info = results["machine"]
     head = [

@@ -14,7 +14,7 @@ from hydra.utils import get_object
 from benchmarks.timing import fmt, paired_ratios
 from tests.conftest import REPO
 
-SECTIONS = ["features", "fins", "training", "startup", "data", "predict"]
+SECTIONS = ["features", "fins", "training", "startup", "data", "predict", "sharing"]
 
 
 @pytest.mark.parametrize("name", SECTIONS)
@@ -38,6 +38,25 @@ def test_a_failed_data_section_is_reported_not_raised() -> None:
 
     error = "benchmarks.data took over 300 s"
     assert data.markdown({"error": error}) == f"**Pending**: {error}."
+
+
+def test_sharing_flags_a_slow_down_past_the_goal() -> None:
+    from benchmarks import sharing
+
+    rates = {"compute_all_frames_per_s": 100.0, "fin_step_frames_per_s": 100.0}
+    results = {f"{label}|0": rates for label in sharing.POLICIES}
+    results |= {f"{label}|2": {key: value / (1.5 if "PASSIVE" in label else 30) for key, value in rates.items()}
+                for label in sharing.POLICIES}  # fmt: skip
+    table = sharing.markdown(results)
+    assert table.count("1.5× ✓") == 2 and table.count("30.0× ⚠") == 2
+
+
+def test_busy_competitors_are_gone_after_the_block() -> None:
+    from benchmarks import sharing
+
+    with sharing.competing(2) as busy:
+        assert len(busy) == 2 and all(process.poll() is None for process in busy)
+    assert all(process.poll() is not None for process in busy)
 
 
 @pytest.mark.parametrize(("script", "usage"), [("bench.py", "--skip-startup"), ("bench_data.py", "--serve-scale")])
