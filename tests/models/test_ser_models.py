@@ -28,10 +28,12 @@ from finser.models.ser import (
     TemporalHead,
     n_frames,
 )
+from finser.tasks.references import fin_drift
 from finser.tasks.ser import SERTask
 from tests.conftest import speech_like_frames
 
 ADAM = functools.partial(torch.optim.Adam)
+PRETRAINED_R2 = 0.987  # the test R² the tiny FINs' metadata claims from pre-training
 
 
 def publish_tiny_fins(fin_dir: Path, seed: int = 0) -> dict[str, Path]:
@@ -50,6 +52,7 @@ def publish_tiny_fins(fin_dir: Path, seed: int = 0) -> dict[str, Path]:
             kind="fin",
             feature=feature,
             arch="spectral",
+            metrics={"test/r2": PRETRAINED_R2},
         )
     return paths
 
@@ -201,6 +204,12 @@ def test_frozen_fins_are_bit_identical_after_training_and_the_net_rebuilds_witho
         assert torch.equal(value, fins_before[name]), name
     assert any(not torch.equal(value, head_before[name]) for name, value in task.net.head.state_dict().items())
     assert task.feature_cache  # frozen features were computed once per clip and reused
+    (metrics,) = trainer.test(task, datamodule=datamodule, verbose=False)
+    published = {feature: load_model(fin_dir / f"{feature}_spectral.ckpt")[0] for feature in FEATURES}
+    for feature, r2 in fin_drift(published, datamodule.sets["test"]).items():  # untouched: no drift at all
+        assert metrics[f"fin_drift/{feature}/r2"] == pytest.approx(r2, abs=1e-6), feature
+        assert metrics[f"fin_drift/{feature}/r2_pretrained"] == pytest.approx(PRETRAINED_R2)
+    assert 0 <= metrics["reference/linear_probe/test/f1_macro"] <= 1 and metrics["reference/linear_probe/C"] > 0
 
     config = {
         "_target_": "finser.models.ser.SERModel",

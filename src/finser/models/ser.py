@@ -78,8 +78,9 @@ class ExactFrontEnd(nn.Module):
         """Nothing to load: exact features have no weights."""
         return {}
 
-    def load_pretrained(self, paths: Mapping[str, Path]) -> None:
+    def load_pretrained(self, paths: Mapping[str, Path]) -> dict[str, dict]:
         """Nothing to load: exact features have no weights."""
+        return {}
 
     def randomize_(self, generator: torch.Generator | None = None) -> None:
         """Nothing to randomise: exact features have no weights."""
@@ -106,8 +107,10 @@ class FINFrontEnd(nn.Module):
         """Where ``python train.py feature=F fin_arch=A`` publishes each FIN."""
         return {feature: Path(fin_dir) / f"{feature}_{self.arch}.ckpt" for feature in self.features}
 
-    def load_pretrained(self, paths: Mapping[str, Path]) -> None:
-        """Copy each published FIN's weights in, refusing one whose architecture differs."""
+    def load_pretrained(self, paths: Mapping[str, Path]) -> dict[str, dict]:
+        """Copy each published FIN's weights in, refusing one whose architecture differs; returns each FIN's
+        metadata (its pre-training metrics among them) by feature."""
+        metas = {}
         for feature, path in paths.items():
             model, meta = load_model(path)
             held = (meta.get("kind"), meta.get("feature"), meta.get("arch"))
@@ -121,6 +124,8 @@ class FINFrontEnd(nn.Module):
                 self.fins[feature].load_state_dict(model.state_dict())
             except RuntimeError as error:  # the right names, other shapes (a FIN built with other options)
                 raise FinserError(misplaced) from error
+            metas[feature] = meta
+        return metas
 
     @torch.no_grad()
     def randomize_(self, generator: torch.Generator | None = None) -> None:
@@ -231,6 +236,14 @@ class Conv1dHead(nn.Module):
 
     def forward(self, sequence: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.body(self.norm(masked_mean(sequence, mask)).unsqueeze(1))
+
+
+class TimeMean(nn.Module):
+    """Only the time-mean 162-vector the study's head classifies (its input before the batch norm): the features
+    of the linear-probe reference."""
+
+    def forward(self, sequence: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return masked_mean(sequence, mask)
 
 
 class StatisticsPooling(nn.Module):
