@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+from torchmetrics import MetricCollection
 
 from finser.data.utterances import collate
 from finser.features import FEATURE_DIMS, compute, frame_signal
@@ -26,6 +27,13 @@ from finser.tasks.fin import regression_metrics
 
 PROBE_C = (0.01, 0.1, 1.0, 10.0, 100.0)  # the inverse regularisation strengths tried on the validation clips
 BATCH_SIZE = 32
+
+
+def local(metrics: MetricCollection) -> MetricCollection:
+    """Metrics that never gather across processes: every process measures the whole set itself (under DDP too)."""
+    for metric in metrics.values():
+        metric.sync_on_compute = False
+    return metrics
 
 
 def batches(dataset: Dataset, batch_size: int = BATCH_SIZE) -> Iterator[dict]:
@@ -45,7 +53,7 @@ def time_mean_features(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
 
 
 def linear_probe(
-    sets: Mapping[str, Dataset], classification_metrics: nn.Module, test_prefixes: Mapping[str, str],
+    sets: Mapping[str, Dataset], classification_metrics: MetricCollection, test_prefixes: Mapping[str, str],
     grid: Sequence[float] = PROBE_C,
 ) -> dict[str, float]:  # fmt: skip
     """Fit on ``sets["train"]``, pick C by macro F1 on ``sets["val"]`` (the smallest C of a tie), score every set.
@@ -58,7 +66,7 @@ def linear_probe(
 
     def scores(model: LogisticRegression, name: str) -> dict[str, float]:
         features, emotions = data[name]
-        metrics = classification_metrics.clone()
+        metrics = local(classification_metrics.clone())
         metrics.update(torch.from_numpy(model.predict(scaler.transform(features))), torch.from_numpy(emotions))
         return {key: float(value) for key, value in metrics.compute().items()}
 
@@ -75,7 +83,7 @@ def linear_probe(
 def fin_drift(fins: Mapping[str, nn.Module], dataset: Dataset, device: torch.device | str = "cpu") -> dict[str, float]:
     """Each FIN's R² against its exact feature on every frame of the set's clips (frames past a clip's end
     excluded), as FIN pre-training scores it: feature → R²."""
-    metrics = {feature: regression_metrics(FEATURE_DIMS[feature]).to(device) for feature in fins}
+    metrics = {feature: local(regression_metrics(FEATURE_DIMS[feature])).to(device) for feature in fins}
     for batch in batches(dataset):
         frames = frame_signal(batch["waveform"])
         frames = frames[frame_mask(batch["length"], frames.shape[1])].to(device)  # (kept frames, 2048)
