@@ -24,6 +24,10 @@ def fake_run(root: Path, name: str, results: dict, curve: list[float] | None = N
         (run / "csv" / "metrics.csv").write_text("\n".join(lines) + "\n")
 
 
+PROBE_F1 = [0.55, 0.60, 0.53]  # one linear probe per seed, the same for every variant
+DRIFT = {"finetuned": [0.80, 0.70, 0.75], "scratch": [-0.5, -0.4, -0.6]}
+
+
 @pytest.fixture
 def runs(tmp_path: Path) -> Path:
     root = tmp_path / "runs"
@@ -41,6 +45,9 @@ def runs(tmp_path: Path) -> Path:
                 "experiment": f"ser_fin_{variant}", "feature": "all", "arch": "spectral", "variant": variant,
                 "head": "conv1d", "seed": seed, "test/acc": score + 0.01, "test/f1_macro": score,
                 "test/f1_weighted": score, "test/confusion": confusion,
+                **{f"reference/linear_probe/test/{key}": PROBE_F1[seed] for key in ("acc", "f1_macro", "f1_weighted")},
+                "fin_drift/rms/r2": DRIFT[variant][seed],
+                **({"fin_drift/rms/r2_pretrained": 0.991} if variant == "finetuned" else {}),
             }, [score - 0.2, score - 0.1, score], "val/f1_macro")  # fmt: skip
     return root
 
@@ -51,6 +58,13 @@ def test_report_tables_and_figures(runs: Path, tmp_path: Path) -> None:
     assert "| rms | 1 | spectral |" in text and "0.991" in text and "0.950" in text
     assert f"{np.mean([0.60, 0.64, 0.62]):.3f} ± {np.std([0.60, 0.64, 0.62], ddof=1):.3f}" in text
     assert "fine-tuned vs scratch" in text and "paired t-test p =" in text
+    probe = f"{np.mean(PROBE_F1):.3f} ± {np.std(PROBE_F1, ddof=1):.3f}"
+    assert f"| linear probe | logistic regression | – | 3 | {probe} | {probe} | {probe} |" in text
+    flagged = [line.split(" | ")[0] for line in text.splitlines() if "**below its linear probe**" in line]
+    assert flagged == ["| scratch"]  # 0.52 < 0.56; fine-tuned's 0.62 is above
+    assert "scratch vs its linear probe (macro F1): Δ = -0.040" in text  # paired by seed: 0.52 - 0.56
+    assert "| finetuned | conv1d | – | 3 | – | 0.750 ± 0.050 (0.991) |" in text  # FIN drift: after SER (pre-training)
+    assert "| scratch | conv1d | – | 3 | – | -0.500 ± 0.100 |" in text
     for figure in ("fin_predictions.png", "fin_learning_curves.png", "ser_learning_curves.png", "ser_confusion.png"):
         assert (tmp_path / "report" / figure).stat().st_size > 10_000
         assert f"({figure})" in text
@@ -73,3 +87,18 @@ def test_learning_curve_of_a_resumed_or_restarted_run_reads_its_last_attempt(tmp
             "epoch,step,val/r2\n" + "".join(f"{epoch},{step},{value}\n" for step, (epoch, value) in enumerate(rows))
         )
         assert read_metrics_csv(str(tmp_path / "run"))["val/r2"] == curve
+
+
+def test_leave_one_corpus_out_runs_get_one_row_per_held_out_corpus(tmp_path: Path) -> None:
+    for held_out, scores in {"savee": [0.30, 0.34], "tess": [0.50, 0.56]}.items():
+        for seed, score in enumerate(scores):
+            fake_run(tmp_path / "runs", f"{held_out}_{seed}", {
+                "experiment": "ser_baseline", "variant": "baseline", "head": "conv1d", "held_out": held_out,
+                "seed": seed, "test/f1_macro": score, "reference/linear_probe/test/f1_macro": score + 0.1,
+            })  # fmt: skip
+    text = write_report([tmp_path / "runs"], tmp_path / "report").read_text()
+    savee = "| baseline | conv1d | savee | 2 | – | 0.320 ± 0.028 | – | 0.420 ± 0.028 | **below its linear probe** |"
+    assert savee in text
+    assert "| baseline | conv1d | tess | 2 | – | 0.530 ± 0.042 |" in text
+    assert "| linear probe | logistic regression | savee | 2 | – | 0.420 ± 0.028 | – |" in text
+    assert "conv1d head, tested on tess, baseline vs its linear probe (macro F1): Δ = -0.100" in text

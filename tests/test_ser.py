@@ -15,7 +15,7 @@ from finser.data.labels import EMOTIONS
 from finser.features import FEATURES
 from finser.models.checkpoint import load_model
 from tests.conftest import REPO, TINY, read_results, run_train, wandb_run
-from tests.models.test_ser_models import publish_tiny_fins
+from tests.models.test_ser_models import PRETRAINED_R2, publish_tiny_fins
 
 PRESETS = ("ser_baseline", "ser_fin_frozen", "ser_fin_finetuned", "ser_fin_scratch")
 
@@ -44,13 +44,22 @@ def test_the_four_presets_sweep_into_four_wandb_groups(tmp_path: Path, cache_dir
         assert (run_dir / "confusion_test.png").stat().st_size > 0
         confusion = results["test/confusion"]  # rows true, columns predicted: 8 test clips of the tiny corpus
         assert len(confusion) == len(EMOTIONS) and sum(map(sum, confusion)) == 8
+        probe = [f"reference/linear_probe/{key}" for key in ("test/f1_macro", "test/acc", "val/f1_macro", "C")]
+        assert all(0.0 <= results[key] <= 1.0 for key in probe[:3]) and results[probe[3]] > 0
+        assert results["reference/linear_probe/eval/synthetic_unseen/f1_macro"] >= 0.0
+        drift = {f"fin_drift/{feature}/r2" for feature in FEATURES}
+        assert drift <= set(results) if preset != "ser_baseline" else not drift & set(results)
+        for feature in FEATURES:  # the pre-training R² comes from the published FINs' metadata, when loaded
+            pretrained = results.get(f"fin_drift/{feature}/r2_pretrained")
+            loaded = preset in ("ser_fin_frozen", "ser_fin_finetuned")
+            assert pretrained == (pytest.approx(PRETRAINED_R2) if loaded else None), (preset, feature)
 
         wandb = wandb_run(run_dir)
         groups.add(wandb.group)
         arch = "exact" if preset == "ser_baseline" else "spectral"
         assert (wandb.group, wandb.job_type) == (f"{preset}-conv1d-{arch}", "ser")
         assert {"head=conv1d", "corpus=synthetic", "split=speaker", f"arch={arch}"} <= set(wandb.tags)
-        assert {"test/f1_macro", "test/acc", "test/f1/calm"} <= wandb.summary
+        assert {"test/f1_macro", "test/acc", "test/f1/calm", *probe} <= wandb.summary
         assert any(key.startswith("test/confusion") for key in wandb.summary)  # the confusion matrix image
         # The SER model is an artifact of the run; the FINs it loaded are artifacts it used (W&B lineage).
         assert (wandb.group, "ser", "ser_model.ckpt") in wandb.logged

@@ -35,6 +35,7 @@ STUDY_R2 = {
 }
 SER_METRICS = (("test/acc", "accuracy"), ("test/f1_macro", "macro F1"), ("test/f1_weighted", "weighted F1"))
 VARIANT_ORDER = ("baseline", "frozen", "finetuned", "scratch")
+PROBE = "reference/linear_probe/"  # the keys of each SER run's linear-probe reference (finser.tasks.references)
 
 
 def find_results(paths: Iterable[str | Path]) -> list[dict]:
@@ -101,14 +102,20 @@ def fin_table(results: list[dict]) -> str:
 
 
 def ser_groups(results: list[dict]) -> dict[tuple[str, str], list[dict]]:
-    """SER runs grouped by (variant, head), each list sorted by seed."""
-    grouped: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    """SER runs grouped by (variant, head, held-out corpus or "–"), each list sorted by seed."""
+    grouped: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
     for entry in results:
         if str(entry.get("experiment", "")).startswith("ser"):
-            grouped[(entry.get("variant", "?"), entry.get("head", "?"))].append(entry)
+            grouped[(entry.get("variant", "?"), entry.get("head", "?"), entry.get("held_out") or "–")].append(entry)
     for entries in grouped.values():
         entries.sort(key=lambda entry: entry.get("seed", 0))
-    return dict(sorted(grouped.items(), key=lambda item: (item[0][1], _variant_rank(item[0][0]))))
+    return dict(sorted(grouped.items(), key=lambda item: (item[0][2], item[0][1], _variant_rank(item[0][0]))))
+
+
+def group_label(key: tuple[str, str, str]) -> str:
+    """variant · head, and the held-out corpus of a leave-one-corpus-out run."""
+    variant, head, held_out = key
+    return f"{variant} · {head}" + (f" · tested on {held_out}" if held_out != "–" else "")
 
 
 def _variant_rank(variant: str) -> int:
@@ -129,23 +136,77 @@ def paired_test(first: list[dict], second: list[dict], metric: str = "test/f1_ma
     return f"Δ = {differences.mean():+.3f} ± {spread:.3f} over {len(pairs)} seeds, paired t-test p = {p_value:.3f}"
 
 
+def probe_entries(entries: list[dict]) -> list[dict]:
+    """The linear probe of each seed's clips as a run of its own (its test metrics under the network's keys), one
+    per seed: every variant of a seed fits the same probe on the same clips."""
+    by_seed: dict[object, dict] = {}
+    for entry in entries:
+        if f"{PROBE}test/f1_macro" in entry:
+            scores = {key: entry[PROBE + key] for key, _ in SER_METRICS if PROBE + key in entry}
+            by_seed.setdefault(entry.get("seed"), {"seed": entry.get("seed"), **scores})
+    return sorted(by_seed.values(), key=lambda entry: entry.get("seed") or 0)
+
+
+def mean_of(entries: list[dict], key: str) -> float:
+    values = [entry[key] for entry in entries if key in entry]
+    return float(np.mean(values)) if values else math.nan
+
+
+def metric_cells(entries: list[dict]) -> list[str]:
+    return [mean_std([entry[key] for entry in entries if key in entry]) for key, _ in SER_METRICS]
+
+
 def ser_table(results: list[dict]) -> str:
     grouped = ser_groups(results)
     if not grouped:
         return "_No SER runs found._"
-    rows = [
-        [variant, head, len(entries), *[mean_std([e[key] for e in entries if key in e]) for key, _ in SER_METRICS]]
-        for (variant, head), entries in grouped.items()
-    ]
-    table = markdown_table(["variant", "head", "seeds", *[name for _, name in SER_METRICS]], rows)
+    rows = []
+    for (variant, head, held_out), entries in grouped.items():
+        below = mean_of(entries, "test/f1_macro") < mean_of(entries, f"{PROBE}test/f1_macro")
+        probe = mean_std([entry[f"{PROBE}test/f1_macro"] for entry in entries if f"{PROBE}test/f1_macro" in entry])
+        rows.append([variant, head, held_out, len(entries), *metric_cells(entries), probe,
+                     "**below its linear probe**" * below])  # fmt: skip
+    for held_out in sorted({held_out for _, _, held_out in grouped}):
+        probes = probe_entries(
+            [e for (_, _, corpus), entries in grouped.items() if corpus == held_out for e in entries]
+        )
+        if probes:
+            rows.append(["linear probe", "logistic regression", held_out, len(probes), *metric_cells(probes), "", ""])
+    header = ["variant", "head", "held-out corpus", "seeds", *[name for _, name in SER_METRICS]]
+    table = markdown_table([*header, "its linear probe's macro F1", ""], rows)
     comparisons = []
-    for head in sorted({head for _, head in grouped}):
-        finetuned = grouped.get(("finetuned", head))
+    for head, held_out in sorted({(head, held_out) for _, head, held_out in grouped}):
+        setting = f"{head} head" + (f", tested on {held_out}" if held_out != "–" else "")
+        finetuned = grouped.get(("finetuned", head, held_out))
         for other in ("scratch", "baseline"):
-            if finetuned and grouped.get((other, head)):
-                comparisons.append(f"- {head} head, fine-tuned vs {other} (macro F1): "
-                                   f"{paired_test(finetuned, grouped[(other, head)])}")  # fmt: skip
+            if finetuned and grouped.get((other, head, held_out)):
+                comparisons.append(f"- {setting}, fine-tuned vs {other} (macro F1): "
+                                   f"{paired_test(finetuned, grouped[(other, head, held_out)])}")  # fmt: skip
+        for variant in VARIANT_ORDER:
+            entries = grouped.get((variant, head, held_out), [])
+            if probe_entries(entries):
+                comparisons.append(f"- {setting}, {variant} vs its linear probe (macro F1): "
+                                   f"{paired_test(entries, probe_entries(entries))}")  # fmt: skip
     return table + ("\n\n" + "\n".join(comparisons) if comparisons else "")
+
+
+def drift_table(results: list[dict]) -> str:
+    """Each FIN's R² against its feature on the SER test clips after SER training, mean ± std over seeds, with
+    its R² in pre-training (the published FIN's test R²) in brackets."""
+    grouped = {key: entries for key, entries in ser_groups(results).items()
+               if any(f"fin_drift/{feature}/r2" in entry for entry in entries for feature in FEATURES)}  # fmt: skip
+    if not grouped:
+        return "_No SER runs with FINs found._"
+    rows = []
+    for (variant, head, held_out), entries in grouped.items():
+        cells = []
+        for feature in FEATURES:
+            after = mean_std([e[f"fin_drift/{feature}/r2"] for e in entries if f"fin_drift/{feature}/r2" in e])
+            before = mean_of(entries, f"fin_drift/{feature}/r2_pretrained")
+            cells.append(after + ("" if math.isnan(before) else f" ({before:.3f})"))
+        rows.append([variant, head, held_out, len(entries), *cells])
+    header = ["variant", "head", "held-out corpus", "seeds", *[f"{feature} R²" for feature in FEATURES]]
+    return markdown_table(header, rows)
 
 
 def read_metrics_csv(run_dir: str) -> dict[str, list[tuple[int, float]]]:
@@ -193,14 +254,14 @@ def plot_learning_curves(groups: dict[str, list[dict]], metric: str, path: Path,
     return path
 
 
-def plot_confusions(grouped: dict[tuple[str, str], list[dict]], path: Path) -> Path | None:
-    """Row-normalised test confusion matrices summed over seeds, one panel per (variant, head)."""
+def plot_confusions(grouped: dict[tuple[str, str, str], list[dict]], path: Path) -> Path | None:
+    """Row-normalised test confusion matrices summed over seeds, one panel per (variant, head, held-out corpus)."""
     panels = []
-    for (variant, head), entries in grouped.items():
+    for key, entries in grouped.items():
         matrices = [np.array(entry["test/confusion"]) for entry in entries if "test/confusion" in entry]
         if matrices:
             f1 = [entry["test/f1_macro"] for entry in entries if "test/f1_macro" in entry]
-            title = f"{variant} · {head}" + (f"\nmacro F1 {np.mean(f1):.2f}, {len(matrices)} seed(s)" if f1 else "")
+            title = group_label(key) + (f"\nmacro F1 {np.mean(f1):.2f}, {len(matrices)} seed(s)" if f1 else "")
             panels.append((title, np.sum(matrices, axis=0), entries[0].get("emotions", EMOTIONS)))
     if not panels:
         return None
@@ -267,7 +328,7 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path = "outputs/
             {f"{e}": [r for r in results if r.get("experiment") == "fin" and r["feature"] == e]
              for e in FEATURES}, "val/r2", out_dir / "fin_learning_curves.png", "FIN pre-training"),
         "SER validation macro F1 per variant": plot_learning_curves(
-            {f"{v} · {h}": entries for (v, h), entries in grouped.items()}, "val/f1_macro",
+            {group_label(key): entries for key, entries in grouped.items()}, "val/f1_macro",
             out_dir / "ser_learning_curves.png", "SER training"),
         "SER test confusion matrices (summed over seeds)": plot_confusions(grouped, out_dir / "ser_confusion.png"),
     }  # fmt: skip
@@ -278,8 +339,15 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path = "outputs/
         "multi-output features. FLOPs count every operation (matmul and conv FLOPs plus one per element of each "
         "other op, as `make bench`); the study's FINs are almost all matmul and conv, so its MFLOP compare "
         "directly.\n\n" + fin_table(results),
-        "## SER\n\nTest metrics as mean ± std over seeds (sample std); paired comparisons match runs by seed.\n\n"
-        + ser_table(results),
+        "## SER\n\nTest metrics as mean ± std over seeds (sample std); paired comparisons match runs by seed. Each "
+        "run's linear probe is a logistic regression on the same clips' time-mean exact features (standardised, C "
+        "chosen on the validation clips): a network below it has not learned what a linear model finds in its own "
+        "input.\n\n" + ser_table(results),
+        "## FIN drift\n\nEach FIN's R² against its exact feature on the SER test clips' frames after SER training "
+        "(variance-weighted for multi-output features), mean ± std over seeds; in brackets its R² in pre-training "
+        "(the published FIN's test split). Frozen FINs do not change: any gap to the bracket is the other frames; "
+        "fine-tuned ones show how far SER training moved them off the feature they imitated.\n\n"
+        + drift_table(results),
         "## Figures",
         *[f"### {title}\n\n![{title}]({path.name})" for title, path in figures.items() if path is not None],
     ]

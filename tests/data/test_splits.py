@@ -12,7 +12,7 @@ from finser.data.augment import split_tag
 from finser.data.corpora import scan
 from finser.data.frames import EpochSampler, FrameDataModule, named_sets
 from finser.data.labels import EMOTIONS, Clip
-from finser.data.splits import leaky_split, random_split, speaker_split
+from finser.data.splits import corpus_split, leaky_split, random_split, speaker_split
 from finser.data.utterances import report_unlearnable_emotions
 from finser.errors import FinserError
 
@@ -102,6 +102,30 @@ def test_tess_inside_the_pool_gives_one_speaker_to_train_and_one_to_test(trees: 
     clips = scan(trees, ["ravdess", "tess"]).clips
     tess = {(clip.speaker, clip.split) for clip in speaker_split(clips) if clip.corpus == "tess"}
     assert {split for _, split in tess} == {"train", "test"} and len(tess) == 2
+
+
+@pytest.mark.parametrize("held_out", ["savee", "tess"])
+def test_leave_one_corpus_out_tests_on_the_held_out_corpus_alone(trees: Path, held_out: str) -> None:
+    clips = scan(trees, ["ravdess", "crema_d", "tess", "savee"]).clips
+    split = corpus_split(clips, held_out=held_out, seed=0)
+    test = [clip for clip in split if clip.split == "test"]
+    assert test and all(clip.corpus == held_out for clip in test)
+    assert len(test) == sum(clip.corpus == held_out for clip in clips)  # every clip of the held-out corpus
+    trained = {split_name: {(clip.corpus, clip.speaker) for clip in split if clip.split == split_name}
+               for split_name in ("train", "val")}  # fmt: skip
+    assert trained["train"] and trained["val"] and not trained["train"] & trained["val"]  # speaker-disjoint
+    assert {corpus for corpus, _ in trained["train"]} == {"ravdess", "crema_d", "tess", "savee"} - {held_out}
+    assert split == corpus_split(clips, held_out=held_out, seed=0)
+
+
+def test_leave_one_corpus_out_names_the_corpora_it_can_hold_out(trees: Path) -> None:
+    clips = scan(trees, ["ravdess", "savee"]).clips
+    with pytest.raises(
+        FinserError, match=r"split\.held_out='esd': expected one of the run's corpora \(ravdess, savee\)"
+    ):
+        corpus_split(clips, held_out="esd")
+    with pytest.raises(FinserError, match="needs several corpora"):
+        corpus_split([clip for clip in clips if clip.corpus == "savee"], held_out="savee")
 
 
 def test_a_split_that_leaves_a_set_empty_says_which_and_why() -> None:

@@ -22,15 +22,18 @@ from finser.models.ser import (
     Conv1dHead,
     ExactFrontEnd,
     FINFrontEnd,
+    KerasSameConv1d,
     LogMel,
     SERModel,
     TemporalHead,
     n_frames,
 )
+from finser.tasks.references import fin_drift
 from finser.tasks.ser import SERTask
 from tests.conftest import speech_like_frames
 
 ADAM = functools.partial(torch.optim.Adam)
+PRETRAINED_R2 = 0.987  # the test R² the tiny FINs' metadata claims from pre-training
 
 
 def publish_tiny_fins(fin_dir: Path, seed: int = 0) -> dict[str, Path]:
@@ -49,6 +52,7 @@ def publish_tiny_fins(fin_dir: Path, seed: int = 0) -> dict[str, Path]:
             kind="fin",
             feature=feature,
             arch="spectral",
+            metrics={"test/r2": PRETRAINED_R2},
         )
     return paths
 
@@ -95,6 +99,38 @@ def test_study_clip_gives_104_frames_and_both_heads_give_eight_logits() -> None:
     sequence, mask = torch.randn(2, 162, 104), torch.ones(2, 104, dtype=torch.bool)
     for head in (Conv1dHead(), TemporalHead(pooling="attentive"), TemporalHead(pooling="statistics")):
         assert head(sequence, mask).shape == (2, len(EMOTIONS))
+
+
+def test_the_study_head_starts_from_keras_defaults_and_pytorch_s_stay_an_option() -> None:
+    torch.manual_seed(0)
+    head = Conv1dHead()
+    layers = [layer for layer in head.modules() if isinstance(layer, torch.nn.Conv1d | torch.nn.Linear)]
+    assert len(layers) == 9
+    for layer in layers:
+        weight = layer.weight.detach()
+        fan_in, fan_out = weight[0].numel(), weight.shape[0] * weight[0, 0].numel()
+        bound = (6 / (fan_in + fan_out)) ** 0.5  # Glorot-uniform; a conv's fans count its kernel width
+        assert bound * 0.99 < float(weight.abs().max()) <= bound
+        assert float(weight.std()) == pytest.approx(bound / 3**0.5, rel=0.05)
+        assert not layer.bias.any()
+    assert head.norm.momentum == pytest.approx(0.01) and head.norm.eps == pytest.approx(1e-3)
+
+    pytorch = Conv1dHead(init="pytorch")
+    first = pytorch.body[0].weight.detach()
+    assert float(first.abs().max()) <= 1 / first[0].numel() ** 0.5 and pytorch.body[0].bias.any()
+    assert pytorch.norm.momentum == pytest.approx(0.1) and pytorch.norm.eps == pytest.approx(1e-5)
+    with pytest.raises(FinserError, match="unknown init 'glorot': expected one of keras, pytorch"):
+        Conv1dHead(init="glorot")
+
+
+def test_same_padding_of_an_even_kernel_is_keras_s_three_before_four_after() -> None:
+    conv = KerasSameConv1d(1, 1, 8, bias=False)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[0, 0, 0] = 1.0  # output[i] = input[i - 3]: the first tap sees 3 padded zeros before
+    sequence = torch.arange(1.0, 11.0).reshape(1, 1, 10)
+    expected = torch.cat([torch.zeros(3), torch.arange(1.0, 8.0)])
+    torch.testing.assert_close(conv(sequence)[0, 0], expected)
 
 
 @pytest.mark.parametrize("head", [Conv1dHead, functools.partial(TemporalHead, pooling="attentive")])
@@ -168,6 +204,12 @@ def test_frozen_fins_are_bit_identical_after_training_and_the_net_rebuilds_witho
         assert torch.equal(value, fins_before[name]), name
     assert any(not torch.equal(value, head_before[name]) for name, value in task.net.head.state_dict().items())
     assert task.feature_cache  # frozen features were computed once per clip and reused
+    (metrics,) = trainer.test(task, datamodule=datamodule, verbose=False)
+    published = {feature: load_model(fin_dir / f"{feature}_spectral.ckpt")[0] for feature in FEATURES}
+    for feature, r2 in fin_drift(published, datamodule.sets["test"]).items():  # untouched: no drift at all
+        assert metrics[f"fin_drift/{feature}/r2"] == pytest.approx(r2, abs=1e-6), feature
+        assert metrics[f"fin_drift/{feature}/r2_pretrained"] == pytest.approx(PRETRAINED_R2)
+    assert 0 <= metrics["reference/linear_probe/test/f1_macro"] <= 1 and metrics["reference/linear_probe/C"] > 0
 
     config = {
         "_target_": "finser.models.ser.SERModel",

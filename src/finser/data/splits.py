@@ -1,4 +1,5 @@
-"""Train/val/test protocols: ``speaker`` (default, actor-disjoint), ``random`` (the study's), ``leaky`` (a warning).
+"""Train/val/test protocols: ``speaker`` (default, actor-disjoint), ``random`` (the study's), ``corpus`` (leave one
+corpus out), ``leaky`` (a warning).
 
 Each is a function clips → clips with ``split`` set, chosen by ``conf/split/*.yaml``. With ``augment=True`` each
 training clip gains its augmented copies *after* the split, so a copy always sits in its source clip's split.
@@ -41,12 +42,18 @@ def by_corpus(clips: Sequence[Clip]) -> dict[str, list[Clip]]:
 
 
 def deal_speakers(
-    corpus: str, clips: Sequence[Clip], seed: int, fractions: Sequence[float], pooled: bool = False
+    corpus: str,
+    clips: Sequence[Clip],
+    seed: int,
+    fractions: Sequence[float],
+    pooled: bool = False,
+    splits: Sequence[str] = SPLITS,
 ) -> dict[str, str]:
-    """Speaker → split for one corpus, as close to ``fractions`` per emotion as whole speakers allow.
+    """Speaker → split (one of ``splits``) for one corpus, as close to ``fractions`` per emotion as whole speakers
+    allow.
 
-    A corpus with fewer than three speakers is refused alone; ``pooled`` with others, its speakers go to train and
-    test (the pool's val comes from the other corpora).
+    A corpus with fewer speakers than splits is refused alone; ``pooled`` with others, its speakers go to the first
+    and the last split (train and test: the pool's val comes from the other corpora).
 
     Speakers are shuffled by ``seed``; each split gets one speaker first, then each next speaker goes to the split
     whose per-emotion deficit it fills best (stratification by emotion), ties broken by the total deficit.
@@ -55,22 +62,22 @@ def deal_speakers(
     for clip in clips:
         counts[clip.speaker][clip.emotion] += 1
     speakers = sorted(counts)
-    if len(speakers) < len(SPLITS) and pooled:
+    if len(speakers) < len(splits) and pooled:
         # TESS (2 speakers) inside a pool: one speaker trains, the other is tested, still speaker-disjoint.
         random.Random(f"{seed}-{corpus}").shuffle(speakers)
-        assignment = {speaker: ("train", "test")[k] for k, speaker in enumerate(speakers)}
+        assignment = {speaker: (splits[0], splits[-1])[k] for k, speaker in enumerate(speakers)}
         log.warning("corpus %r has %d speaker(s), not dealt by share: %s", corpus, len(speakers), assignment)
         return assignment
-    if len(speakers) < len(SPLITS):
+    if len(speakers) < len(splits):
         raise FinserError(
-            f"corpus {corpus!r} has {len(speakers)} speaker(s): a speaker-independent train/val/test split "
-            f"needs at least {len(SPLITS)} and is meaningless otherwise (TESS has only 2); "
+            f"corpus {corpus!r} has {len(speakers)} speaker(s): a speaker-independent {'/'.join(splits)} split "
+            f"needs at least {len(splits)} and is meaningless otherwise (TESS has only 2); "
             f"use split=random or add corpora (dataset=combined)"
         )
     random.Random(f"{seed}-{corpus}").shuffle(speakers)
     totals = Counter(clip.emotion for clip in clips)
     targets = [{emotion: fraction * n for emotion, n in totals.items()} for fraction in fractions]
-    filled: list[Counter] = [Counter() for _ in SPLITS]
+    filled: list[Counter] = [Counter() for _ in splits]
 
     def score(k: int, speaker: str) -> tuple[float, float]:
         fills = sum(min(n, max(0.0, targets[k][e] - filled[k][e])) for e, n in counts[speaker].items())
@@ -79,9 +86,9 @@ def deal_speakers(
 
     assignment = {}
     for index, speaker in enumerate(speakers):
-        chosen = index if index < len(SPLITS) else max(range(len(SPLITS)), key=lambda k: score(k, speaker))
+        chosen = index if index < len(splits) else max(range(len(splits)), key=lambda k: score(k, speaker))
         filled[chosen].update(counts[speaker])
-        assignment[speaker] = SPLITS[chosen]
+        assignment[speaker] = splits[chosen]
     return assignment
 
 
@@ -96,6 +103,27 @@ def speaker_split(
             continue
         assignment = deal_speakers(corpus, members, seed, fractions, pooled=len(by_corpus(clips)) > 1)
         split.update({id(clip): assignment[clip.speaker] for clip in members})
+    return with_augmented([replace(clip, split=split[id(clip)]) for clip in clips], augment)
+
+
+def corpus_split(
+    clips: Sequence[Clip], held_out: str, seed: int = 0, val_fraction: float = 0.15, augment: bool = False
+) -> list[Clip]:
+    """Leave one corpus out: test on every clip of ``held_out``; train and validate on the other corpora, their
+    speakers dealt to train or val per corpus (stratified by emotion, as :func:`speaker_split`). Speakers are
+    disjoint by construction: no corpus shares a speaker with another."""
+    corpora = by_corpus(clips)
+    if held_out not in corpora or len(corpora) < 2:
+        raise FinserError(
+            f"split.held_out={held_out!r}: expected one of the run's corpora ({', '.join(corpora)}) and at least one "
+            "other to train on; leave-one-corpus-out needs several corpora (dataset=combined)"
+        )
+    split = {id(clip): "test" for clip in corpora[held_out]}
+    for corpus, members in corpora.items():
+        if corpus != held_out:
+            fractions = (1 - val_fraction, val_fraction)
+            assignment = deal_speakers(corpus, members, seed, fractions, pooled=True, splits=("train", "val"))
+            split.update({id(clip): assignment[clip.speaker] for clip in members})
     return with_augmented([replace(clip, split=split[id(clip)]) for clip in clips], augment)
 
 

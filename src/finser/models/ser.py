@@ -78,8 +78,9 @@ class ExactFrontEnd(nn.Module):
         """Nothing to load: exact features have no weights."""
         return {}
 
-    def load_pretrained(self, paths: Mapping[str, Path]) -> None:
+    def load_pretrained(self, paths: Mapping[str, Path]) -> dict[str, dict]:
         """Nothing to load: exact features have no weights."""
+        return {}
 
     def randomize_(self, generator: torch.Generator | None = None) -> None:
         """Nothing to randomise: exact features have no weights."""
@@ -106,8 +107,10 @@ class FINFrontEnd(nn.Module):
         """Where ``python train.py feature=F fin_arch=A`` publishes each FIN."""
         return {feature: Path(fin_dir) / f"{feature}_{self.arch}.ckpt" for feature in self.features}
 
-    def load_pretrained(self, paths: Mapping[str, Path]) -> None:
-        """Copy each published FIN's weights in, refusing one whose architecture differs."""
+    def load_pretrained(self, paths: Mapping[str, Path]) -> dict[str, dict]:
+        """Copy each published FIN's weights in, refusing one whose architecture differs; returns each FIN's
+        metadata (its pre-training metrics among them) by feature."""
+        metas = {}
         for feature, path in paths.items():
             model, meta = load_model(path)
             held = (meta.get("kind"), meta.get("feature"), meta.get("arch"))
@@ -121,6 +124,8 @@ class FINFrontEnd(nn.Module):
                 self.fins[feature].load_state_dict(model.state_dict())
             except RuntimeError as error:  # the right names, other shapes (a FIN built with other options)
                 raise FinserError(misplaced) from error
+            metas[feature] = meta
+        return metas
 
     @torch.no_grad()
     def randomize_(self, generator: torch.Generator | None = None) -> None:
@@ -164,11 +169,41 @@ class LogMel(nn.Module):
 # Heads: per-frame features (B, 162, T) and a frame mask (B, T) → logits (B, 8)
 
 
+def keras_defaults_(module: nn.Module) -> None:
+    """Keras's layer defaults, which the study's head started from: Glorot-uniform kernels (bound
+    sqrt(6 / (fan_in + fan_out)), fans counting the kernel's width), zero biases, batch norm momentum 0.99 and
+    epsilon 1e-3 (PyTorch's momentum weighs the new batch: 1 - 0.99 = 0.01)."""
+    for layer in module.modules():
+        if isinstance(layer, nn.Conv1d | nn.Linear):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        elif isinstance(layer, nn.BatchNorm1d):
+            layer.momentum, layer.eps = 0.01, 1e-3
+
+
+def pytorch_defaults_(module: nn.Module) -> None:
+    """PyTorch's own (Kaiming-uniform a = sqrt(5), fan-in biases, momentum 0.1, epsilon 1e-5): as built."""
+
+
+HEAD_INITS: dict[str, Callable[[nn.Module], None]] = {"keras": keras_defaults_, "pytorch": pytorch_defaults_}
+
+
+class KerasSameConv1d(nn.Conv1d):
+    """A stride-1 convolution with Keras's 'same' padding: (k - 1) // 2 zeros before, k // 2 after (3 and 4 for
+    k = 8), explicit, so PyTorch's warning about 'same' with an even kernel never fires."""
+
+    def forward(self, sequence: torch.Tensor) -> torch.Tensor:
+        width = self.kernel_size[0]
+        return super().forward(nn.functional.pad(sequence, ((width - 1) // 2, width // 2)))
+
+
 class Conv1dHead(nn.Module):
     """The study's head on the time-mean 162-vector: batch norm, then conv1d over the 162 values as a sequence.
 
-    Channels 256, 256 → pool 8 → 128 ×4 → pool 8 → 64, 64, kernel 8 with 'same' padding so 162 values fit
-    (162 → 20 → 2), dropout 0.25 after each pool and before the dense layer to 8 classes.
+    Channels 256, 256 → pool 8 → 128 ×4 → pool 8 → 64, 64, kernel 8 with Keras's 'same' padding so 162 values fit
+    (162 → 20 → 2, see :class:`KerasSameConv1d`), dropout 0.25 after each pool and before the dense layer to 8
+    classes. ``init``: ``keras`` (the study's layers as Keras builds them, see :func:`keras_defaults_`) or
+    ``pytorch``.
     """
 
     def __init__(
@@ -180,13 +215,16 @@ class Conv1dHead(nn.Module):
         pool: int = 8,
         kernel_size: int = 8,
         dropout: float = 0.25,
+        init: str = "keras",
     ) -> None:
         super().__init__()
+        if init not in HEAD_INITS:
+            raise FinserError(f"unknown init {init!r}: expected one of {', '.join(HEAD_INITS)}")
         self.norm = nn.BatchNorm1d(n_features)
         layers: list[nn.Module] = []
         width, length = 1, n_features
         for index, out_channels in enumerate(channels, start=1):
-            layers += [nn.Conv1d(width, out_channels, kernel_size, padding="same"), nn.ReLU()]
+            layers += [KerasSameConv1d(width, out_channels, kernel_size), nn.ReLU()]
             width = out_channels
             if index in pool_after:
                 layers += [nn.MaxPool1d(pool), nn.Dropout(dropout)]
@@ -194,9 +232,18 @@ class Conv1dHead(nn.Module):
         if length < 1:
             raise FinserError(f"{n_features} features cannot be pooled by {pool} {len(pool_after)} times")
         self.body = nn.Sequential(*layers, nn.Flatten(), nn.Dropout(dropout), nn.Linear(width * length, n_classes))
+        HEAD_INITS[init](self)
 
     def forward(self, sequence: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return self.body(self.norm(masked_mean(sequence, mask)).unsqueeze(1))
+
+
+class TimeMean(nn.Module):
+    """Only the time-mean 162-vector the study's head classifies (its input before the batch norm): the features
+    of the linear-probe reference."""
+
+    def forward(self, sequence: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return masked_mean(sequence, mask)
 
 
 class StatisticsPooling(nn.Module):

@@ -23,6 +23,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from finser.data.labels import EMOTIONS
 from finser.errors import FinserError
 from finser.models.ser import SERModel, frame_mask, n_frames
+from finser.tasks import references
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,8 @@ class SERTask(L.LightningModule):
         default_fin_dir: str | Path | None = None,
         class_weighted: bool = False,
         cache_frozen_features: bool = True,
+        linear_probe: bool = True,
+        fin_drift: bool = True,
         monitor: str = "val/loss",
         emotions: Sequence[str] = EMOTIONS,
         test_set_names: Sequence[str] = ("test",),
@@ -155,6 +158,10 @@ class SERTask(L.LightningModule):
         self.cache_frozen_features = cache_frozen_features and not front_end_trainable
         self.feature_cache: dict[str, torch.Tensor] = {}  # clip key → (162, frames); not part of any checkpoint
         self.fin_checkpoints: dict[str, Path] = {}  # feature → the published FIN loaded (W&B lineage)
+        self.linear_probe = linear_probe
+        self.probe_results: dict[str, float] = {}  # the same clips every test: fitted once
+        self.fin_drift = fin_drift
+        self.fin_pretrained_r2: dict[str, float] = {}  # feature → its published FIN's test R² in pre-training
         if front_end_init == "pretrained":
             paths = net.front_end.checkpoint_paths(fin_dir)
             ensure_fin_checkpoints(
@@ -166,8 +173,13 @@ class SERTask(L.LightningModule):
                 pretrain_overrides,
                 Path(default_fin_dir) if default_fin_dir else None,
             )
-            net.front_end.load_pretrained(paths)
+            metas = net.front_end.load_pretrained(paths)
             self.fin_checkpoints = paths
+            self.fin_pretrained_r2 = {
+                feature: float(meta["metrics"]["test/r2"])
+                for feature, meta in metas.items()
+                if "test/r2" in (meta.get("metrics") or {})
+            }
         else:
             net.front_end.randomize_()
         net.front_end.requires_grad_(front_end_trainable)
@@ -283,6 +295,25 @@ class SERTask(L.LightningModule):
             self.extra_results[f"{prefix}confusion"] = report["confusion"].int().tolist()
             if self.trainer.is_global_zero and not self.trainer.sanity_checking:
                 self.save_confusion(name, report["confusion"])
+        self.log_references()
+
+    def log_references(self) -> None:
+        """Beside the network's scores: the linear probe on the same clips (``reference/linear_probe/...``) and
+        each FIN's R² against its feature on the test clips (``fin_drift/<feature>/r2``, with ``r2_pretrained``
+        from its pre-training when the published FIN says it). See :mod:`finser.tasks.references`."""
+        sets = getattr(self.trainer.datamodule, "sets", None) or {}
+        if self.linear_probe and sets:
+            if not self.probe_results:
+                prefixes = {name: self.prefix(name) for name in self.test_set_names}
+                self.probe_results = references.linear_probe(sets, classification_metrics(len(self.emotions)), prefixes)
+            for key, value in self.probe_results.items():
+                self.log(f"reference/linear_probe/{key}", value, add_dataloader_idx=False)
+        fins = getattr(self.net.front_end, "fins", None)
+        if self.fin_drift and fins is not None and "test" in sets:
+            for feature, r2 in references.fin_drift(fins, sets["test"], self.device).items():
+                self.log(f"fin_drift/{feature}/r2", r2, add_dataloader_idx=False)
+            for feature, r2 in self.fin_pretrained_r2.items():
+                self.log(f"fin_drift/{feature}/r2_pretrained", r2, add_dataloader_idx=False)
 
     def save_confusion(self, name: str, matrix: torch.Tensor) -> None:
         figure = confusion_figure(matrix, self.emotions, f"{name}: rows true, columns predicted")

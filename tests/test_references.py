@@ -1,0 +1,70 @@
+"""The references beside a SER run's scores: the linear probe on time-mean exact features, and FIN drift."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from finser.data.labels import EMOTIONS
+from finser.data.synthetic import SyntheticCorpusSpec, _clip_audio
+from finser.data.utterances import Utterance
+from finser.features import FEATURES, SAMPLE_RATE
+from finser.models.fin import spectral_fin
+from finser.tasks.references import PROBE_C, fin_drift, linear_probe, time_mean_features
+from finser.tasks.ser import classification_metrics
+
+N_CLASSES = 8
+
+
+def tones(n_per_class: int, seed: int) -> list[Utterance]:
+    """Each emotion index is a pure tone of its own pitch (220 Hz · 1.5^index), random level and noise: linearly
+    separable by the time-mean chroma and mel bands."""
+    generator = np.random.default_rng(seed)
+    time = np.arange(4096) / SAMPLE_RATE
+    clips = []
+    for emotion in range(N_CLASSES):
+        for index in range(n_per_class):
+            signal = generator.uniform(0.1, 0.5) * np.sin(2 * np.pi * 220 * 1.5**emotion * time)
+            signal += 0.01 * generator.standard_normal(time.size)
+            clips.append(Utterance(torch.from_numpy(signal.astype(np.float32)), emotion, "toy", f"{seed}/{index}"))
+    return clips
+
+
+def test_time_mean_features_are_the_mean_of_compute_all_per_frame() -> None:
+    clips = tones(1, seed=0)
+    features, emotions = time_mean_features(clips)
+    assert features.shape == (N_CLASSES, 162) and emotions.tolist() == list(range(N_CLASSES))
+
+
+def test_the_linear_probe_scores_a_separable_toy_set_near_perfectly() -> None:
+    sets = {"train": tones(6, seed=0), "val": tones(3, seed=1), "test": tones(3, seed=2), "other": tones(2, seed=3)}
+    prefixes = {"test": "test/", "other": "eval/other/"}
+    results = linear_probe(sets, classification_metrics(N_CLASSES), prefixes)
+    assert results["C"] in PROBE_C
+    for prefix in ("train/", "val/", "test/", "eval/other/"):
+        assert {f"{prefix}{key}" for key in ("acc", "f1_macro", "f1_weighted")} <= set(results)
+    assert results["test/f1_macro"] > 0.95 and results["eval/other/acc"] > 0.95
+
+
+def test_the_probe_finds_nothing_in_labels_unrelated_to_the_sound() -> None:
+    clips = tones(4, seed=0)
+    shuffled = [
+        Utterance(clip.waveform, int(label), clip.corpus, clip.key)
+        for clip, label in zip(clips, np.random.default_rng(0).permutation([c.emotion for c in clips]), strict=True)
+    ]
+    results = linear_probe({"train": shuffled, "val": tones(2, seed=1), "test": tones(2, seed=2)},
+                           classification_metrics(N_CLASSES), {"test": "test/"})  # fmt: skip
+    assert results["test/acc"] < 0.5  # labels unrelated to the sound: nothing to find
+
+
+def test_an_untouched_closed_form_fin_imitates_its_feature() -> None:
+    spec = SyntheticCorpusSpec(seed=4)
+    speech = [
+        Utterance(torch.from_numpy(_clip_audio(spec, index, emotion, 0)), index, "synthetic", emotion)
+        for index, emotion in enumerate(EMOTIONS)
+    ]
+    fins = {feature: spectral_fin(feature).eval() for feature in FEATURES}
+    drift = fin_drift(fins, speech)
+    assert set(drift) == set(FEATURES)
+    assert all(value == pytest.approx(1.0, abs=0.01) for value in drift.values()), drift
