@@ -22,17 +22,10 @@ from scipy import stats
 from finser.data.labels import EMOTIONS
 from finser.errors import FinserError
 from finser.features import FEATURE_DIMS, FEATURES, compute, frame_signal
+from finser.study import FIN_R2
 
 log = logging.getLogger(__name__)
 
-# paper.md: the study's FIN R² on its test split and on ESD (mel variance-weighted).
-STUDY_R2 = {
-    "rms": (0.98, 0.97),
-    "zcr": (0.93, 0.92),
-    "chroma": (0.93, 0.92),
-    "mfcc": (0.92, 0.54),
-    "melspec": (0.97, 0.97),
-}
 SER_METRICS = (("test/acc", "accuracy"), ("test/f1_macro", "macro F1"), ("test/f1_weighted", "weighted F1"))
 VARIANT_ORDER = ("baseline", "frozen", "finetuned", "scratch")
 PROBE = "reference/linear_probe/"  # the keys of each SER run's linear-probe reference (finser.tasks.references)
@@ -90,7 +83,7 @@ def fin_table(results: list[dict]) -> str:
     for (feature, arch), entries in sorted(grouped.items(), key=lambda item: (FEATURES.index(item[0][0]), item[0][1])):
         checkpoint = entries[-1].get("checkpoint", "")
         parameters, flops = fin_cost(checkpoint) if Path(checkpoint).exists() else (0, math.nan)
-        study_test, study_esd = STUDY_R2[feature]
+        study_test, study_esd = FIN_R2[feature]
         rows.append(
             [feature, FEATURE_DIMS[feature], arch, f"{parameters:,}", f"{flops / 1e6:.3g}",
              mean_std([e["test/r2"] for e in entries if "test/r2" in e]),

@@ -1,8 +1,8 @@
 """The published numbers finser reproduces, in one place: its tables, benchmark and tests compare against these.
 
 From "Speech Emotion Recognition using Feature Imitating Networks" (Keras/TensorFlow; FINs after Saba-Sadiya,
-Alhanai, Ghassemi, "Feature Imitating Networks", ICASSP 2022, arXiv 2110.04831), as summarised in the project's
-reference notes (``paper.md``): its FIN sizes and costs, the R² its FINs reached, and its SER results. Single runs,
+Alhanai, Ghassemi, "Feature Imitating Networks", ICASSP 2022, arXiv 2110.04831), as summarised in docs/ser.md
+("The study"): its FIN sizes and costs, the R² its FINs reached, and its SER results. Single runs,
 no seeds; a file-level (not speaker-independent) split of RAVDESS + CREMA-D + TESS + SAVEE.
 """
 
