@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from finser.data.labels import EMOTIONS
-from finser.data.synthetic import SyntheticCorpusSpec, _clip_audio
+from finser.data.synthetic import SyntheticCorpusSpec, clip_audio
 from finser.data.utterances import Utterance
 from finser.features import FEATURES, SAMPLE_RATE
 from finser.models.fin import spectral_fin
@@ -61,7 +61,7 @@ def test_the_probe_finds_nothing_in_labels_unrelated_to_the_sound() -> None:
 def test_an_untouched_closed_form_fin_imitates_its_feature() -> None:
     spec = SyntheticCorpusSpec(seed=4)
     speech = [
-        Utterance(torch.from_numpy(_clip_audio(spec, index, emotion, 0)), index, "synthetic", emotion)
+        Utterance(torch.from_numpy(clip_audio(spec, index, emotion, 0)), index, "synthetic", emotion)
         for index, emotion in enumerate(EMOTIONS)
     ]
     fins = {feature: spectral_fin(feature).eval() for feature in FEATURES}
