@@ -21,6 +21,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from finser.data.labels import EMOTIONS, Clip
 from finser.features import FEATURE_DIMS, FEATURES
+from finser.models.fin import FIN_ARCHITECTURES
 from finser.run import check_settings
 from tests.conftest import REPO
 
@@ -190,3 +191,13 @@ def test_the_front_end_group_names_the_run_and_publishes_plain_data(
     assert OmegaConf.to_container(cfg.task.net.front_end, resolve=True) == net  # what a published SER file holds
     switched = compose_train(f"experiment={experiment}", f"front_end={'fin' if front_end == 'exact' else 'exact'}")
     assert switched.identity.front_end != front_end
+
+
+def test_the_feature_and_fin_arch_options_are_the_package_s_registries() -> None:
+    """The groups are the command line's menu of one list each (finser.features.FEATURES, FIN_ARCHITECTURES):
+    an option is a file named after its entry, holding that name."""
+    for group, registry in (("feature", FEATURES), ("fin_arch", FIN_ARCHITECTURES)):
+        options = {option for name, option in OPTIONS if name == group}
+        assert options == set(registry), group
+        for option in options:
+            assert OmegaConf.load(CONF / group / f"{option}.yaml").name == option, (group, option)
