@@ -136,6 +136,44 @@ def published_before(fin_dir: Path) -> bytes:
     return path.read_bytes()
 
 
+PRETRAINED_R2 = 0.987  # the test R² the tiny FINs' metadata claims from pre-training
+
+
+def publish_tiny_fins(fin_dir: Path, seed: int = 0) -> dict[str, Path]:
+    """Five spectral FINs, nudged off their closed-form init so "pretrained" weights are recognisable."""
+    import torch
+
+    from finser.features import FEATURES
+    from finser.models.checkpoint import save_checkpoint
+    from finser.models.fin import spectral_fin
+
+    generator = torch.Generator().manual_seed(seed)
+    paths = {}
+    for feature in FEATURES:
+        fin = spectral_fin(feature)
+        with torch.no_grad():
+            for parameter in fin.parameters():
+                parameter.add_(1e-3 * torch.randn(parameter.shape, generator=generator))
+        paths[feature] = save_checkpoint(
+            fin,
+            {"_target_": "finser.models.fin.spectral_fin", "feature": feature},
+            fin_dir / f"{feature}_spectral.ckpt",
+            kind="fin",
+            feature=feature,
+            arch="spectral",
+            metrics={"test/r2": PRETRAINED_R2},
+        )
+    return paths
+
+
+@pytest.fixture(scope="session")
+def fin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny FINs, published once for the session (tests copy them, never change them)."""
+    folder = tmp_path_factory.mktemp("fins")
+    publish_tiny_fins(folder)
+    return folder
+
+
 def wandb_records(path: Path) -> Iterator[object]:
     """Records of an offline ``run-*.wandb`` file: a LevelDB-style log (32 KiB blocks of chunks) of protobufs."""
     from wandb.proto import wandb_internal_pb2

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from finser.data.labels import EMOTIONS, Clip
 from finser.features import FEATURE_DIMS, FEATURES
+from finser.models.fin import FIN_ARCHITECTURES
 from finser.run import check_settings
 from tests.conftest import REPO
 
@@ -32,7 +33,12 @@ OPTIONS = [
     for option in sorted(group.glob("*.yaml"))
 ]
 SER_PRESETS = ["ser_baseline", "ser_fin_frozen", "ser_fin_finetuned", "ser_fin_scratch"]
-WITH = {("hparams_search", "ser_optuna"): ["experiment=ser_fin_finetuned"]}  # options made for another's setting
+WITH = {  # options made for another's setting (front_end: an SER preset's defaults add the group)
+    ("hparams_search", "ser_optuna"): ["experiment=ser_fin_finetuned"],
+    ("task", "ser"): ["experiment=ser_fin_finetuned"],
+    ("front_end", "exact"): ["experiment=ser_fin_frozen"],
+    ("front_end", "fin"): ["experiment=ser_baseline"],
+}
 
 
 @pytest.fixture
@@ -70,8 +76,8 @@ def targets(node: object) -> Iterator[str]:
 
 def test_the_groups_are_the_documented_ones() -> None:
     assert {group for group, _ in OPTIONS} == {
-        "callbacks", "dataset", "debug", "eval_datasets", "experiment", "feature", "fin_arch", "hparams_search",
-        "logger", "paths", "ser_head", "split", "trainer", "training",
+        "callbacks", "datamodule", "dataset", "debug", "eval_datasets", "experiment", "feature", "fin_arch",
+        "front_end", "hparams_search", "logger", "paths", "ser_head", "split", "task", "trainer", "training",
     }  # fmt: skip
     assert ("ser_head", "temporal") in OPTIONS and ("trainer", "gpu") in OPTIONS and ("dataset", "esd") in OPTIONS
 
@@ -166,3 +172,32 @@ def test_real_corpora_read_their_root_from_the_data_dir(compose_train, option: s
     names = ["ravdess", "crema_d", "tess", "savee"] if option == "combined" else [option]
     assert (index.root, list(index.names)) == ("/data/ser", names)
     assert isinstance(index.names, ListConfig) and cfg.dataset.audio.duration == 2.5
+
+
+@pytest.mark.parametrize(
+    ("experiment", "front_end", "net"),
+    [
+        ("ser_baseline", "exact", {"_target_": "finser.models.ser.ExactFrontEnd"}),
+        ("ser_fin_frozen", "fin", {"_target_": "finser.models.ser.FINFrontEnd", "arch": "spectral"}),
+    ],
+)
+def test_the_front_end_group_names_the_run_and_publishes_plain_data(
+    compose_train, experiment: str, front_end: str, net: dict
+) -> None:
+    cfg = compose_train(f"experiment={experiment}")
+    arch = net.get("arch", "exact")
+    assert (cfg.identity.front_end, cfg.identity.arch) == (front_end, arch)
+    assert {f"front_end={front_end}", f"arch={arch}"} <= set(cfg.tags)
+    assert OmegaConf.to_container(cfg.task.net.front_end, resolve=True) == net  # what a published SER file holds
+    switched = compose_train(f"experiment={experiment}", f"front_end={'fin' if front_end == 'exact' else 'exact'}")
+    assert switched.identity.front_end != front_end
+
+
+def test_the_feature_and_fin_arch_options_are_the_package_s_registries() -> None:
+    """The groups are the command line's menu of one list each (finser.features.FEATURES, FIN_ARCHITECTURES):
+    an option is a file named after its entry, holding that name."""
+    for group, registry in (("feature", FEATURES), ("fin_arch", FIN_ARCHITECTURES)):
+        options = {option for name, option in OPTIONS if name == group}
+        assert options == set(registry), group
+        for option in options:
+            assert OmegaConf.load(CONF / group / f"{option}.yaml").name == option, (group, option)

@@ -14,8 +14,7 @@ import torch
 from finser.data.labels import EMOTIONS
 from finser.features import FEATURES
 from finser.models.checkpoint import load_model
-from tests.conftest import REPO, TINY, read_results, run_train, wandb_run
-from tests.models.test_ser_models import PRETRAINED_R2, publish_tiny_fins
+from tests.conftest import PRETRAINED_R2, REPO, TINY, publish_tiny_fins, read_results, run_train, wandb_run
 
 PRESETS = ("ser_baseline", "ser_fin_frozen", "ser_fin_finetuned", "ser_fin_scratch")
 

@@ -32,6 +32,7 @@ from finser.errors import FinserError
 from finser.features import N_FFT
 from finser.launch import requeued_checkpoint
 from finser.models.checkpoint import load_model, publish_checkpoint, save_checkpoint
+from finser.pipeline import build_task
 from finser.tasks.guards import check_resume
 from finser.tracking import log_published
 
@@ -170,6 +171,7 @@ def concurrent_processes(cfg: DictConfig) -> int:
 def run(cfg: DictConfig) -> dict[str, float]:
     """One training run: returns its final metrics (a sweeper optimises ``cfg.optimized_metric``)."""
     check_settings(cfg)
+    torch.set_float32_matmul_precision("high")  # TF32 matmuls where the GPU has them
     limit_threads(threads_per_process(concurrent_processes(cfg)))
     drop_library_handlers()
     output_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
@@ -180,8 +182,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
     log.info("Instantiating datamodule <%s>", cfg.datamodule._target_)
     datamodule = instantiate(cfg.datamodule)
-    log.info("Instantiating task <%s>", cfg.task._target_)
-    task = instantiate(cfg.task, test_set_names=datamodule.test_set_names)
+    task = build_task(cfg, datamodule.test_set_names)  # an SER front-end's FINs loaded (or pre-trained) first
     check_publish_folder(Path(cfg.publish_path), task.net)
     callbacks: list[Callback] = instantiate_list(cfg.get("callbacks"), "callback")
     loggers: list[Logger] = instantiate_list(cfg.get("logger"), "logger")
@@ -283,10 +284,10 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         raise FinserError(
             f"ckpt={cfg.ckpt} holds a {meta['kind']} model, this config a {cfg.task_kind}: add {overrides}"
         )
+    torch.set_float32_matmul_precision("high")
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.datamodule)
-    random_front_end = {"front_end_init": "random"} if cfg.task_kind == "ser" else {}  # its weights come from ckpt
-    task = instantiate(cfg.task, test_set_names=datamodule.test_set_names, **random_front_end)
+    task = build_task(cfg, datamodule.test_set_names, load_weights=False)  # its weights come from ckpt
     try:
         task.net.load_state_dict(model.state_dict())
     except RuntimeError as error:
@@ -351,6 +352,3 @@ def publish(
     }
     (output_dir / "results.json").write_text(json.dumps(summary, indent=2))
     log.info("results: %s", json.dumps({k: round(v, 4) for k, v in results.items()}))
-
-
-torch.set_float32_matmul_precision("high")

@@ -17,7 +17,6 @@ from finser.data.utterances import UtteranceDataModule, balanced_sampler, class_
 from finser.errors import FinserError
 from finser.features import FEATURES, compute_all, frame_signal
 from finser.models.checkpoint import load_model, save_checkpoint
-from finser.models.fin import spectral_fin
 from finser.models.ser import (
     Conv1dHead,
     ExactFrontEnd,
@@ -28,40 +27,12 @@ from finser.models.ser import (
     TemporalHead,
     n_frames,
 )
+from finser.pipeline import FrontEndWeights
 from finser.tasks.references import fin_drift
 from finser.tasks.ser import SERTask
-from tests.conftest import speech_like_frames
+from tests.conftest import PRETRAINED_R2, publish_tiny_fins, speech_like_frames
 
 ADAM = functools.partial(torch.optim.Adam)
-PRETRAINED_R2 = 0.987  # the test R² the tiny FINs' metadata claims from pre-training
-
-
-def publish_tiny_fins(fin_dir: Path, seed: int = 0) -> dict[str, Path]:
-    """Five spectral FINs, nudged off their closed-form init so "pretrained" weights are recognisable."""
-    generator = torch.Generator().manual_seed(seed)
-    paths = {}
-    for feature in FEATURES:
-        fin = spectral_fin(feature)
-        with torch.no_grad():
-            for parameter in fin.parameters():
-                parameter.add_(1e-3 * torch.randn(parameter.shape, generator=generator))
-        paths[feature] = save_checkpoint(
-            fin,
-            {"_target_": "finser.models.fin.spectral_fin", "feature": feature},
-            fin_dir / f"{feature}_spectral.ckpt",
-            kind="fin",
-            feature=feature,
-            arch="spectral",
-            metrics={"test/r2": PRETRAINED_R2},
-        )
-    return paths
-
-
-@pytest.fixture(scope="module")
-def fin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("fins")
-    publish_tiny_fins(folder)
-    return folder
 
 
 def speech(n_clips: int = 3, n_samples: int = 2048 + 512 * 7) -> torch.Tensor:
@@ -72,8 +43,10 @@ def speech(n_clips: int = 3, n_samples: int = 2048 + 512 * 7) -> torch.Tensor:
 
 
 def fin_task(fin_dir: Path, init: str, trainable: bool, head: torch.nn.Module | None = None) -> SERTask:
+    """An SER task as ``finser.pipeline.build_task`` makes one: the FINs loaded (or redrawn) first."""
     net = SERModel(FINFrontEnd("spectral"), head or Conv1dHead())
-    return SERTask(net, ADAM, 1e-3, front_end_init=init, front_end_trainable=trainable, fin_dir=fin_dir)
+    loaded = FrontEndWeights(init, fin_dir).apply(net.front_end)
+    return SERTask(net, ADAM, 1e-3, front_end_trainable=trainable, **loaded.task_arguments())
 
 
 def test_exact_front_end_equals_the_time_means_of_compute_all() -> None:
@@ -178,13 +151,6 @@ def test_pretrained_init_loads_the_published_fins_and_random_init_differs(fin_di
             assert not torch.allclose(parameter, constructed[feature].get_parameter(name)), (feature, name)
 
 
-def test_a_missing_fin_stops_with_the_command_that_makes_it(tmp_path: Path, fin_dir: Path) -> None:
-    for feature in ("zcr", "rms"):
-        (tmp_path / f"{feature}_spectral.ckpt").write_bytes((fin_dir / f"{feature}_spectral.ckpt").read_bytes())
-    with pytest.raises(FinserError, match=r"python train\.py feature=chroma fin_arch=spectral paths\.fin_dir="):
-        fin_task(tmp_path, "pretrained", False)
-
-
 def test_frozen_fins_are_bit_identical_after_training_and_the_net_rebuilds_without_fin_files(
     tmp_path: Path, fin_dir: Path, cache_dir: Path
 ) -> None:
@@ -222,28 +188,6 @@ def test_frozen_fins_are_bit_identical_after_training_and_the_net_rebuilds_witho
     with torch.no_grad():
         torch.testing.assert_close(model(waveform), task.net.eval()(waveform))
     assert meta["emotions"] == list(EMOTIONS)
-
-
-def test_pretrain_missing_runs_the_pretraining_command_for_each_missing_fin(tmp_path: Path, fin_dir: Path) -> None:
-    for feature in ("zcr", "rms", "chroma"):
-        (tmp_path / f"{feature}_spectral.ckpt").write_bytes((fin_dir / f"{feature}_spectral.ckpt").read_bytes())
-    # A stand-in for train.py: publishes the FIN its overrides name, as the real one would.
-    script = tmp_path / "fake_train.py"
-    script.write_text(
-        "import sys\nfrom pathlib import Path\n"
-        "args = dict(a.split('=', 1) for a in sys.argv[1:])\n"
-        "assert args['fin_arch'] == 'spectral' and args['logger'] == 'none' and args['extra'] == 'yes'\n"
-        f"source = Path({str(fin_dir)!r}) / f\"{{args['feature']}}_spectral.ckpt\"\n"
-        "(Path(args['paths.fin_dir']) / source.name).write_bytes(source.read_bytes())\n"
-    )
-    net = SERModel(FINFrontEnd("spectral"), Conv1dHead())
-    task = SERTask(
-        net, ADAM, 1e-3, front_end_init="pretrained", front_end_trainable=False, fin_dir=tmp_path,
-        pretrain_missing=True, train_script=script, pretrain_overrides=["extra=yes"],
-    )  # fmt: skip
-    assert {path.name for path in tmp_path.glob("*.ckpt")} == {f"{feature}_spectral.ckpt" for feature in FEATURES}
-    published, _ = load_model(fin_dir / "mfcc_spectral.ckpt")
-    assert torch.equal(task.net.front_end.fins["mfcc"].dct.weight, published.dct.weight)
 
 
 def test_balanced_sampling_draws_every_emotion_about_equally_often() -> None:

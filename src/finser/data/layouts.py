@@ -14,7 +14,15 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-from finser.data.labels import EMOTIONS
+from finser.data.corpora import (
+    CREMA_D_EMOTIONS,
+    ESD_BLOCK_SIZE,
+    ESD_BLOCKS,
+    RAVDESS_EMOTIONS,
+    SAVEE_EMOTIONS,
+    SAVEE_SPEAKERS,
+    TESS_EMOTIONS,
+)
 
 
 @dataclass(frozen=True)
@@ -28,21 +36,17 @@ class FileSpec:
 def ravdess_files(actors: Iterable[int] = range(1, 25), takes: int = 2) -> list[FileSpec]:
     """Emotion 01-08 × intensity (neutral: normal only) × statement × repetition; ``takes`` ≤ 2 trims both."""
     files = []
-    for actor, emotion in itertools.product(actors, range(1, 9)):
+    for actor, (code, emotion) in itertools.product(actors, RAVDESS_EMOTIONS.items()):
         for intensity, statement, repetition in itertools.product(
-            (1,) if emotion == 1 else (1, 2), range(1, takes + 1), range(1, takes + 1)
+            (1,) if emotion == "neutral" else (1, 2), range(1, takes + 1), range(1, takes + 1)
         ):
-            name = f"03-01-{emotion:02d}-{intensity:02d}-{statement:02d}-{repetition:02d}-{actor:02d}.wav"
-            files.append(
-                FileSpec(
-                    f"Audio_Speech_Actors_01-24/Actor_{actor:02d}/{name}", 48_000, EMOTIONS[emotion - 1], f"{actor:02d}"
-                )
-            )
+            name = f"03-01-{code}-{intensity:02d}-{statement:02d}-{repetition:02d}-{actor:02d}.wav"
+            folder = f"Audio_Speech_Actors_01-24/Actor_{actor:02d}"
+            files.append(FileSpec(f"{folder}/{name}", 48_000, emotion, f"{actor:02d}"))
     return files
 
 
 CREMA_D_SENTENCES = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
-CREMA_D_CODES = {"ANG": "angry", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
 
 
 def crema_d_files(
@@ -50,7 +54,7 @@ def crema_d_files(
 ) -> list[FileSpec]:
     """IEO is spoken at three levels (LO MD HI) except neutral; every other sentence once (XX)."""
     files = []
-    for actor, sentence, (code, emotion) in itertools.product(actors, sentences, CREMA_D_CODES.items()):
+    for actor, sentence, (code, emotion) in itertools.product(actors, sentences, CREMA_D_EMOTIONS.items()):
         levels = ("LO", "MD", "HI") if sentence == "IEO" and code != "NEU" else ("XX",)
         files += [
             FileSpec(f"AudioWAV/{actor}_{sentence}_{code}_{level}.wav", 16_000, emotion, str(actor)) for level in levels
@@ -74,8 +78,6 @@ TESS_FOLDERS = {  # the download's inconsistent folder case, kept on purpose
     ("YAF", "ps"): "YAF_pleasant_surprised",
     ("YAF", "sad"): "YAF_sad",
 }
-TESS_EMOTION = {"angry": "angry", "disgust": "disgust", "fear": "fear", "happy": "happy", "neutral": "neutral"}
-TESS_EMOTION |= {"ps": "surprise", "sad": "sad"}
 
 
 def tess_words(n_words: int = 200) -> list[str]:
@@ -88,7 +90,7 @@ def tess_files(n_words: int = 200, nested: bool = True) -> list[FileSpec]:
     """Some copies nest the data folder twice; one file is at 96 kHz instead of 24,414 Hz."""
     top = "TESS Toronto emotional speech set data/" * (2 if nested else 1)
     files = [
-        FileSpec(f"{top}{folder}/{speaker}_{word}_{code}.wav", 24_414, TESS_EMOTION[code], speaker)
+        FileSpec(f"{top}{folder}/{speaker}_{word}_{code}.wav", 24_414, TESS_EMOTIONS[code], speaker)
         for (speaker, code), folder in TESS_FOLDERS.items()
         for word in tess_words(n_words)
     ]
@@ -96,26 +98,21 @@ def tess_files(n_words: int = 200, nested: bool = True) -> list[FileSpec]:
     return files
 
 
-SAVEE_CODES = {"a": "angry", "d": "disgust", "f": "fear", "h": "happy", "n": "neutral", "sa": "sad", "su": "surprise"}
-
-
-def savee_files(
-    speakers: Iterable[str] = ("DC", "JE", "JK", "KL"), per_emotion: int = 15, kaggle: bool = True
-) -> list[FileSpec]:
+def savee_files(speakers: Iterable[str] = SAVEE_SPEAKERS, per_emotion: int = 15, kaggle: bool = True) -> list[FileSpec]:
     """Kaggle ``ALL/DC_a01.wav`` or original ``AudioData/DC/a01.wav``; neutral has twice the sentences."""
     files = []
-    for speaker, (code, emotion) in itertools.product(speakers, SAVEE_CODES.items()):
+    for speaker, (code, emotion) in itertools.product(speakers, SAVEE_EMOTIONS.items()):
         for number in range(1, (2 if code == "n" else 1) * per_emotion + 1):
             path = f"ALL/{speaker}_{code}{number:02d}.wav" if kaggle else f"AudioData/{speaker}/{code}{number:02d}.wav"
             files.append(FileSpec(path, 44_100, emotion, speaker))
     return files
 
 
-ESD_FOLDERS = ("Neutral", "Angry", "Happy", "Sad", "Surprise")
+ESD_FOLDERS = tuple(emotion.capitalize() for emotion in ESD_BLOCKS)  # the folder of each utterance-id block
 
 
 def esd_files(
-    speakers: Iterable[int] = range(11, 21), per_emotion: int = 350, split_folders: bool = False
+    speakers: Iterable[int] = range(11, 21), per_emotion: int = ESD_BLOCK_SIZE, split_folders: bool = False
 ) -> list[FileSpec]:
     """``Emotion Speech Dataset/0011/Angry/[evaluation|test|train/]0011_000351.wav``: both layouts exist.
 
@@ -125,9 +122,9 @@ def esd_files(
     for speaker, (block, folder) in itertools.product(speakers, enumerate(ESD_FOLDERS)):
         for position in range(per_emotion):
             part = "evaluation/" if position < 20 else "test/" if position < 50 else "train/"
-            name = f"{speaker:04d}_{block * 350 + position + 1:06d}.wav"
+            name = f"{speaker:04d}_{block * ESD_BLOCK_SIZE + position + 1:06d}.wav"
             path = f"Emotion Speech Dataset/{speaker:04d}/{folder}/{part if split_folders else ''}{name}"
-            files.append(FileSpec(path, 16_000, folder.lower(), f"{speaker:04d}"))
+            files.append(FileSpec(path, 16_000, ESD_BLOCKS[block], f"{speaker:04d}"))
     return files
 
 

@@ -40,7 +40,8 @@ def model_constructors() -> dict[str, Callable[..., nn.Module]]:
     from finser.models import fin, ser
 
     allowed = [
-        fin.study_fin,
+        fin.build_fin,
+        fin.study_fin,  # the FIN files published before build_fin name these two
         fin.spectral_fin,
         ser.SERModel,
         ser.ExactFrontEnd,

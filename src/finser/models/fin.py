@@ -13,8 +13,10 @@ Two families:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import librosa
@@ -339,3 +341,20 @@ def spectral_fin(feature: str, **options: object) -> FIN:
     if unknown:
         raise FinserError(f"spectral {feature} FIN takes {', '.join(accepted)}, not {', '.join(unknown)}")
     return constructor(feature, **options)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The architectures by name: conf/fin_arch/<name>.yaml names one, an SER front-end builds five of one
+
+FIN_ARCHITECTURES: dict[str, Callable[..., FIN]] = {
+    "spectral": spectral_fin,
+    "conv": functools.partial(study_fin, convolutional=True),
+    "fc": functools.partial(study_fin, convolutional=False),
+}
+
+
+def build_fin(feature: str, arch: str = "spectral", **options: object) -> FIN:
+    """The ``arch`` FIN of ``feature`` (``fin_arch=<arch>``); options go to that architecture's constructor."""
+    if arch not in FIN_ARCHITECTURES:
+        raise FinserError(f"unknown fin_arch {arch!r}: expected one of {', '.join(FIN_ARCHITECTURES)}")
+    return FIN_ARCHITECTURES[arch](feature, **options)

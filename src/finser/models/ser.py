@@ -12,7 +12,6 @@ feature, so the front-end is the only thing that differs between the ablations.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -22,18 +21,11 @@ from torch import nn
 from finser.errors import FinserError
 from finser.features import FEATURE_DIMS, FEATURES, HOP_LENGTH, N_FFT, compute_all, frame_signal
 from finser.models.checkpoint import load_model
-from finser.models.fin import FIN, spectral_fin, study_fin
+from finser.models.fin import build_fin
 
 N_CLASSES = 8
 N_FEATURES = sum(FEATURE_DIMS[feature] for feature in FEATURES)  # 162
 MEL_FLOOR = 1e-8  # power floor before the log: far below the mel power of any audible frame
-
-# The FIN architectures conf/fin_arch/*.yaml name, by the same names (one constructor per feature).
-FIN_ARCHITECTURES: dict[str, Callable[[str], FIN]] = {
-    "spectral": spectral_fin,
-    "conv": functools.partial(study_fin, convolutional=True),
-    "fc": functools.partial(study_fin, convolutional=False),
-}
 
 
 def feature_slices(features: Sequence[str] = FEATURES) -> dict[str, slice]:
@@ -93,12 +85,11 @@ class FINFrontEnd(nn.Module):
     """Five FINs side by side, applied to every frame; their outputs concatenated in ``features`` order."""
 
     def __init__(self, arch: str = "spectral", features: Sequence[str] = FEATURES) -> None:
+        """``arch``: a name in ``finser.models.fin.FIN_ARCHITECTURES`` (``fin_arch=<arch>``), as a FIN run builds it."""
         super().__init__()
-        if arch not in FIN_ARCHITECTURES:
-            raise FinserError(f"unknown fin_arch {arch!r}: expected one of {', '.join(FIN_ARCHITECTURES)}")
         self.arch = arch
         self.features = tuple(features)
-        self.fins = nn.ModuleDict({feature: FIN_ARCHITECTURES[arch](feature) for feature in self.features})
+        self.fins = nn.ModuleDict({feature: build_fin(feature, arch) for feature in self.features})
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         return torch.cat([self.fins[feature](frames) for feature in self.features], dim=-1)

@@ -1,14 +1,13 @@
 """SER classification: cross-entropy on emotion labels, F1/accuracy per split, confusion matrices at test.
 
-The task also owns how the front-end starts and whether it learns (``front_end_init``, ``front_end_trainable``):
-the network (``self.net``, published by ``finser.run``) is architecture only, so it rebuilds without FIN files.
+The task receives its network ready (its FINs loaded or redrawn by ``finser.pipeline``, in the run layer) and owns
+whether the front-end learns (``front_end_trainable``). The network's config (``self.net``, published by
+``finser.run``) is architecture only, so it rebuilds without FIN files.
 """
 
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -21,7 +20,6 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 from finser.data.labels import EMOTIONS
-from finser.errors import FinserError
 from finser.models.ser import SERModel, frame_mask, n_frames
 from finser.tasks import references
 
@@ -37,48 +35,6 @@ def classification_metrics(n_classes: int) -> MetricCollection:
             "f1_weighted": MulticlassF1Score(n_classes, average="weighted"),
         }
     )
-
-
-def pretrain_command(feature: str, arch: str, fin_dir: Path, default_fin_dir: Path | None = None) -> str:
-    """The exact command that publishes ``<fin_dir>/<feature>_<arch>.ckpt``."""
-    command = f"python train.py feature={feature} fin_arch={arch}"
-    if default_fin_dir is None or Path(fin_dir).resolve() != Path(default_fin_dir).resolve():
-        command += f" paths.fin_dir={fin_dir}"
-    return command
-
-
-def ensure_fin_checkpoints(
-    paths: Mapping[str, Path],
-    arch: str,
-    fin_dir: Path,
-    pretrain_missing: bool = False,
-    train_script: str | Path = "train.py",
-    pretrain_overrides: Sequence[str] = (),
-    default_fin_dir: Path | None = None,
-) -> None:
-    """Stop with the command that produces each missing FIN, or (``pretrain_missing``) run it first."""
-    missing = [feature for feature, path in paths.items() if not Path(path).is_file()]
-    if not missing:
-        return
-    if not pretrain_missing:
-        commands = "\n".join(f"  {pretrain_command(f, arch, fin_dir, default_fin_dir)}" for f in missing)
-        raise FinserError(
-            f"missing FIN checkpoint(s) {', '.join(str(paths[f]) for f in missing)}: produce them with\n{commands}\n"
-            "or pass fin.pretrain_missing=true to pre-train them first"
-        )
-    for feature in missing:
-        command = [
-            sys.executable,
-            str(train_script),
-            f"feature={feature}",
-            f"fin_arch={arch}",
-            f"paths.fin_dir={fin_dir}",
-            "logger=none",
-            *pretrain_overrides,
-        ]
-        log.info("pre-training the missing %s FIN: %s", feature, " ".join(command))
-        if subprocess.run(command, check=False).returncode != 0 or not Path(paths[feature]).is_file():
-            raise FinserError(f"pre-training the {feature} FIN failed: run `{' '.join(command)}` to see why")
 
 
 def confusion_figure(matrix: torch.Tensor, labels: Sequence[str], title: str) -> Figure:
@@ -117,9 +73,6 @@ def gather_hits(hits: Mapping[str, list[int]]) -> dict[str, list[int]]:
     return dict(merged)
 
 
-FRONT_END_INITS = ("pretrained", "random")
-
-
 class SERTask(L.LightningModule):
     """Owns the loss (cross-entropy, optionally class-weighted), metrics per split, optimiser and test reports."""
 
@@ -129,13 +82,9 @@ class SERTask(L.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         lr: float,
         scheduler: Callable[..., object] | None = None,
-        front_end_init: str = "pretrained",
         front_end_trainable: bool = True,
-        fin_dir: str | Path = "outputs/fins",
-        pretrain_missing: bool = False,
-        train_script: str | Path = "train.py",
-        pretrain_overrides: Sequence[str] = (),
-        default_fin_dir: str | Path | None = None,
+        fin_checkpoints: Mapping[str, str | Path] | None = None,
+        fin_pretrained_r2: Mapping[str, float] | None = None,
         class_weighted: bool = False,
         cache_frozen_features: bool = True,
         linear_probe: bool = True,
@@ -145,8 +94,6 @@ class SERTask(L.LightningModule):
         test_set_names: Sequence[str] = ("test",),
     ) -> None:
         super().__init__()
-        if front_end_init not in FRONT_END_INITS:
-            raise FinserError(f"fin.init={front_end_init!r}: expected one of {', '.join(FRONT_END_INITS)}")
         self.net = net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -157,31 +104,12 @@ class SERTask(L.LightningModule):
         self.front_end_trainable = front_end_trainable
         self.cache_frozen_features = cache_frozen_features and not front_end_trainable
         self.feature_cache: dict[str, torch.Tensor] = {}  # clip key → (162, frames); not part of any checkpoint
-        self.fin_checkpoints: dict[str, Path] = {}  # feature → the published FIN loaded (W&B lineage)
+        # feature → the published FIN the front-end was loaded from (W&B lineage), and its test R² in pre-training
+        self.fin_checkpoints = {str(feature): Path(path) for feature, path in (fin_checkpoints or {}).items()}
         self.linear_probe = linear_probe
         self.probe_results: dict[str, float] = {}  # the same clips every test: fitted once
         self.fin_drift = fin_drift
-        self.fin_pretrained_r2: dict[str, float] = {}  # feature → its published FIN's test R² in pre-training
-        if front_end_init == "pretrained":
-            paths = net.front_end.checkpoint_paths(fin_dir)
-            ensure_fin_checkpoints(
-                paths,
-                getattr(net.front_end, "arch", ""),
-                Path(fin_dir),
-                pretrain_missing,
-                train_script,
-                pretrain_overrides,
-                Path(default_fin_dir) if default_fin_dir else None,
-            )
-            metas = net.front_end.load_pretrained(paths)
-            self.fin_checkpoints = paths
-            self.fin_pretrained_r2 = {
-                feature: float(meta["metrics"]["test/r2"])
-                for feature, meta in metas.items()
-                if "test/r2" in (meta.get("metrics") or {})
-            }
-        else:
-            net.front_end.randomize_()
+        self.fin_pretrained_r2 = {str(feature): float(r2) for feature, r2 in (fin_pretrained_r2 or {}).items()}
         net.front_end.requires_grad_(front_end_trainable)
         self.register_buffer("class_weights", torch.ones(len(self.emotions)))
         metrics = classification_metrics(len(self.emotions))

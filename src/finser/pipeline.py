@@ -1,0 +1,151 @@
+"""What happens before a task is built: its network, and the weights its front-end starts from.
+
+Part of the run layer (:mod:`finser.run` calls :func:`build_task`): checking for the published FINs an SER
+front-end loads, pre-training the missing ones first when asked (``fin.pretrain_missing=true``: ``train.py`` in a
+subprocess), loading them or redrawing them at random. The task then receives a ready network plus what it reports
+about those files (their paths for W&B lineage, their pre-training R² for the drift report).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from finser.errors import FinserError
+
+log = logging.getLogger(__name__)
+
+FRONT_END_INITS = ("pretrained", "random")
+
+
+class FrontEnd(Protocol):
+    """What :class:`FrontEndWeights` needs of a front-end (``finser.models.ser.FINFrontEnd``)."""
+
+    arch: str
+
+    def checkpoint_paths(self, fin_dir: str | Path) -> dict[str, Path]: ...
+
+    def load_pretrained(self, paths: Mapping[str, Path]) -> dict[str, dict]: ...
+
+    def randomize_(self) -> None: ...
+
+
+def pretrain_command(feature: str, arch: str, fin_dir: Path, default_fin_dir: Path | None = None) -> str:
+    """The exact command that publishes ``<fin_dir>/<feature>_<arch>.ckpt``."""
+    command = f"python train.py feature={feature} fin_arch={arch}"
+    if default_fin_dir is None or Path(fin_dir).resolve() != Path(default_fin_dir).resolve():
+        command += f" paths.fin_dir={fin_dir}"
+    return command
+
+
+def ensure_fin_checkpoints(
+    paths: Mapping[str, Path],
+    arch: str,
+    fin_dir: Path,
+    pretrain_missing: bool = False,
+    train_script: str | Path = "train.py",
+    pretrain_overrides: Sequence[str] = (),
+    default_fin_dir: Path | None = None,
+) -> None:
+    """Stop with the command that produces each missing FIN, or (``pretrain_missing``) run it first."""
+    missing = [feature for feature, path in paths.items() if not Path(path).is_file()]
+    if not missing:
+        return
+    if not pretrain_missing:
+        commands = "\n".join(f"  {pretrain_command(f, arch, fin_dir, default_fin_dir)}" for f in missing)
+        raise FinserError(
+            f"missing FIN checkpoint(s) {', '.join(str(paths[f]) for f in missing)}: produce them with\n{commands}\n"
+            "or pass fin.pretrain_missing=true to pre-train them first"
+        )
+    for feature in missing:
+        command = [
+            sys.executable,
+            str(train_script),
+            f"feature={feature}",
+            f"fin_arch={arch}",
+            f"paths.fin_dir={fin_dir}",
+            "logger=none",
+            *pretrain_overrides,
+        ]
+        log.info("pre-training the missing %s FIN: %s", feature, " ".join(command))
+        if subprocess.run(command, check=False).returncode != 0 or not Path(paths[feature]).is_file():
+            raise FinserError(f"pre-training the {feature} FIN failed: run `{' '.join(command)}` to see why")
+
+
+@dataclass(frozen=True)
+class LoadedFINs:
+    """What a task reports about the FINs its front-end started from (nothing for random or exact front-ends)."""
+
+    checkpoints: dict[str, Path] = field(default_factory=dict)  # feature → the published file (W&B lineage)
+    pretrained_r2: dict[str, float] = field(default_factory=dict)  # feature → its test R² in pre-training
+
+    def task_arguments(self) -> dict[str, Any]:
+        """The SER task's arguments that carry them (``fin_checkpoints``, ``fin_pretrained_r2``)."""
+        return {"fin_checkpoints": self.checkpoints, "fin_pretrained_r2": self.pretrained_r2}
+
+
+@dataclass(frozen=True)
+class FrontEndWeights:
+    """How a FIN front-end starts: ``pretrained`` (the published FINs in ``fin_dir``, pre-trained first with
+    ``pretrain_missing``) or ``random`` (every weight redrawn: the control without pre-training)."""
+
+    init: str = "pretrained"
+    fin_dir: str | Path = "outputs/fins"
+    pretrain_missing: bool = False
+    train_script: str | Path = "train.py"
+    pretrain_overrides: Sequence[str] = ()
+    default_fin_dir: str | Path | None = None  # where the printed commands need no paths.fin_dir=...
+
+    def __post_init__(self) -> None:
+        if self.init not in FRONT_END_INITS:
+            raise FinserError(f"fin.init={self.init!r}: expected one of {', '.join(FRONT_END_INITS)}")
+
+    def apply(self, front_end: FrontEnd) -> LoadedFINs:
+        """Load or redraw ``front_end``'s weights in place; returns what was loaded."""
+        if self.init == "random":
+            front_end.randomize_()
+            return LoadedFINs()
+        paths = front_end.checkpoint_paths(self.fin_dir)
+        ensure_fin_checkpoints(
+            paths,
+            front_end.arch,
+            Path(self.fin_dir),
+            self.pretrain_missing,
+            self.train_script,
+            self.pretrain_overrides,
+            Path(self.default_fin_dir) if self.default_fin_dir else None,
+        )
+        metas = front_end.load_pretrained(paths)
+        r2 = {
+            feature: float(meta["metrics"]["test/r2"])
+            for feature, meta in metas.items()
+            if "test/r2" in (meta.get("metrics") or {})
+        }
+        return LoadedFINs(dict(paths), r2)
+
+
+def build_task(cfg: DictConfig, test_set_names: Sequence[str], load_weights: bool = True) -> L.LightningModule:
+    """The network (``cfg.task.net``), its front-end's weights (``cfg.front_end.weights``, when the config names
+    them and ``load_weights``), then the task around them.
+
+    ``load_weights=False`` leaves the front-end as constructed: for a network whose weights come from elsewhere
+    (``eval.py``'s published state dict).
+    """
+    log.info("Instantiating net <%s>", cfg.task.net._target_)
+    net = instantiate(cfg.task.net)
+    weights = OmegaConf.select(cfg, "front_end.weights")
+    reported: dict[str, Any] = {}
+    if load_weights and weights is not None:
+        log.info("Preparing front-end weights <%s> (fin.init=%s)", weights._target_, weights.init)
+        reported = instantiate(weights).apply(net.front_end).task_arguments()
+    log.info("Instantiating task <%s>", cfg.task._target_)
+    return instantiate(cfg.task, net=net, test_set_names=list(test_set_names), **reported)

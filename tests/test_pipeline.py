@@ -1,0 +1,53 @@
+"""What the run layer does before a task is built: find the published FINs, pre-train missing ones, load them."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+import torch
+
+from finser.errors import FinserError
+from finser.features import FEATURES
+from finser.models.checkpoint import load_model
+from finser.models.ser import Conv1dHead, FINFrontEnd, SERModel
+from finser.pipeline import FrontEndWeights
+from finser.tasks.ser import SERTask
+
+ADAM = functools.partial(torch.optim.Adam)
+
+
+def test_a_missing_fin_stops_with_the_command_that_makes_it(tmp_path: Path, fin_dir: Path) -> None:
+    for feature in ("zcr", "rms"):
+        (tmp_path / f"{feature}_spectral.ckpt").write_bytes((fin_dir / f"{feature}_spectral.ckpt").read_bytes())
+    with pytest.raises(FinserError, match=r"python train\.py feature=chroma fin_arch=spectral paths\.fin_dir="):
+        FrontEndWeights("pretrained", tmp_path).apply(FINFrontEnd("spectral"))
+
+
+def test_an_unknown_init_is_refused_naming_the_choices() -> None:
+    with pytest.raises(FinserError, match=r"fin\.init='pretrain': expected one of pretrained, random"):
+        FrontEndWeights("pretrain")
+
+
+def test_pretrain_missing_runs_the_pretraining_command_for_each_missing_fin(tmp_path: Path, fin_dir: Path) -> None:
+    for feature in ("zcr", "rms", "chroma"):
+        (tmp_path / f"{feature}_spectral.ckpt").write_bytes((fin_dir / f"{feature}_spectral.ckpt").read_bytes())
+    # A stand-in for train.py: publishes the FIN its overrides name, as the real one would.
+    script = tmp_path / "fake_train.py"
+    script.write_text(
+        "import sys\nfrom pathlib import Path\n"
+        "args = dict(a.split('=', 1) for a in sys.argv[1:])\n"
+        "assert args['fin_arch'] == 'spectral' and args['logger'] == 'none' and args['extra'] == 'yes'\n"
+        f"source = Path({str(fin_dir)!r}) / f\"{{args['feature']}}_spectral.ckpt\"\n"
+        "(Path(args['paths.fin_dir']) / source.name).write_bytes(source.read_bytes())\n"
+    )
+    net = SERModel(FINFrontEnd("spectral"), Conv1dHead())
+    weights = FrontEndWeights(
+        "pretrained", tmp_path, pretrain_missing=True, train_script=script, pretrain_overrides=["extra=yes"]
+    )
+    task = SERTask(net, ADAM, 1e-3, front_end_trainable=False, **weights.apply(net.front_end).task_arguments())
+    assert {path.name for path in tmp_path.glob("*.ckpt")} == {f"{feature}_spectral.ckpt" for feature in FEATURES}
+    published, _ = load_model(fin_dir / "mfcc_spectral.ckpt")
+    assert torch.equal(task.net.front_end.fins["mfcc"].dct.weight, published.dct.weight)
+    assert task.fin_checkpoints == {feature: tmp_path / f"{feature}_spectral.ckpt" for feature in FEATURES}
