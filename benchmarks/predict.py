@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import json
 import subprocess
 import sys
 import tempfile
@@ -45,19 +45,28 @@ def write_noise(path: Path, minutes: float, sample_rate: int) -> Path:
     return path
 
 
+# Starts predict.py and reports its exit code and peak RSS. A process's ru_maxrss keeps, across exec, the resident size
+# of the process it was forked from, so the measured process must be forked from this small launcher, not from a
+# large parent (a pytest worker holding ~1 GB would set the floor of the measurement).
+LAUNCHER = (
+    "import json, os, subprocess, sys; process = subprocess.Popen(sys.argv[2:]); _, status, usage = "
+    "os.wait4(process.pid, 0); open(sys.argv[1], 'w').write(json.dumps([os.waitstatus_to_exitcode(status), "
+    "usage.ru_maxrss]))"
+)
+
+
 def predict_peak_rss(arguments: list[str], out: Path) -> dict:
-    """``python predict.py ARGUMENTS`` in its own process, stdout to ``out``; its peak RSS as ``wait4`` reports it
-    for that one process (``RUSAGE_CHILDREN`` would be the largest of every child so far)."""
+    """``python predict.py ARGUMENTS`` in its own process, stdout to ``out``; its own peak RSS (Linux reports KiB)."""
     start = time.perf_counter()
+    report = out.with_suffix(".rss.json")
+    command = [sys.executable, "-c", LAUNCHER, str(report), sys.executable, str(REPO / "predict.py"), *arguments]
     with out.open("w") as stdout, out.with_suffix(".stderr").open("w+") as stderr:
-        process = subprocess.Popen([sys.executable, str(REPO / "predict.py"), *arguments], cwd=REPO, stdout=stdout,
-                                   stderr=stderr)  # fmt: skip
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
+        subprocess.run(command, cwd=REPO, stdout=stdout, stderr=stderr, check=True)
         stderr.seek(0)
+        returncode, peak_kib = json.loads(report.read_text())
         return {
-            "returncode": process.returncode,
-            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # Linux reports KiB
+            "returncode": returncode,
+            "peak_rss_mb": round(peak_kib / 1024, 1),
             "seconds": round(time.perf_counter() - start, 1),
             "stderr": stderr.read()[-1500:],
         }
