@@ -29,7 +29,7 @@ from rich.tree import Tree
 from finser.console import drop_library_handlers
 from finser.cores import limit_threads, threads_per_process, usable_cores
 from finser.errors import FinserError
-from finser.features import N_FFT
+from finser.features import N_FFT, SAMPLE_RATE
 from finser.launch import requeued_checkpoint
 from finser.models.checkpoint import load_model, publish_checkpoint, save_checkpoint
 from finser.pipeline import build_task
@@ -91,7 +91,7 @@ def check_settings(cfg: DictConfig) -> None:
         )
     audio = OmegaConf.select(cfg, "datamodule.audio")
     duration = None if audio is None else audio.get("duration")
-    if duration is not None and round(duration * audio.get("sample_rate", 22_050)) < N_FFT:
+    if duration is not None and round(duration * audio.get("sample_rate", SAMPLE_RATE)) < N_FFT:
         problems.append(f"datamodule.audio.duration={duration}: a crop shorter than one {N_FFT}-sample window")
     if problems:
         raise FinserError("impossible settings, nothing was run: " + "; ".join(problems))
@@ -101,6 +101,17 @@ def optimizable_metrics(cfg: DictConfig) -> list[str]:
     """What a run returns for a sweeper: the best validation value of its checkpoint monitor (see run)."""
     monitor = OmegaConf.select(cfg, "callbacks.model_checkpoint.monitor")
     return [f"{monitor}_best"] if monitor else []
+
+
+def run_dir() -> Path:
+    """This run's own directory (Hydra's output dir; the working directory outside Hydra)."""
+    return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
+
+
+def write_results(output_dir: Path, summary: dict[str, Any], results: dict[str, float]) -> None:
+    """``results.json`` in the run dir, and its metrics in the log."""
+    (output_dir / "results.json").write_text(json.dumps(summary, indent=2))
+    log.info("results: %s", json.dumps({k: round(v, 4) for k, v in results.items()}))
 
 
 def check_publish_folder(path: Path, model: torch.nn.Module) -> None:
@@ -174,7 +185,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     torch.set_float32_matmul_precision("high")  # TF32 matmuls where the GPU has them
     limit_threads(threads_per_process(concurrent_processes(cfg)))
     drop_library_handlers()
-    output_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
+    output_dir = run_dir()
     rank_zero = int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
     if rank_zero:
         print_config_tree(cfg, output_dir / "config_resolved.yaml")
@@ -271,7 +282,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     Writes ``results.json`` in the run dir; nothing is trained or published. The config must describe the same
     model (``feature``/``fin_arch`` for a FIN, the preset, head and arch for SER): a mismatch says which overrides fit.
     """
-    output_dir = Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else Path.cwd()
+    output_dir = run_dir()
     drop_library_handlers()
     model, meta = load_model(cfg.ckpt)
     identity = OmegaConf.to_container(cfg.identity, resolve=True)
@@ -299,8 +310,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
                "evaluated_checkpoint": str(Path(cfg.ckpt).resolve()), "checkpoint_meta": {
                    key: meta.get(key) for key in ("kind", "feature", "arch", "experiment", "head", "run_dir")},
                "run_dir": str(output_dir)}  # fmt: skip
-    (output_dir / "results.json").write_text(json.dumps(summary, indent=2))
-    log.info("results: %s", json.dumps({k: round(v, 4) for k, v in results.items()}))
+    write_results(output_dir, summary, results)
     return results
 
 
@@ -318,12 +328,11 @@ def publish(
     training; it replaces an existing file as :func:`finser.models.checkpoint.publish_checkpoint` says.
     """
     identity = OmegaConf.to_container(cfg.identity, resolve=True)
-    target = Path(cfg.publish_path)
-    shared = not target.resolve().is_relative_to(output_dir.resolve())
+    intended = Path(cfg.publish_path)
+    shared = not intended.resolve().is_relative_to(output_dir.resolve())
     withheld = unpublishable(trainer)
     if withheld and shared:
-        log.warning("not publishing to %s: %s; the model stays in this run's dir", target, withheld)
-        target = output_dir / target.name
+        log.warning("not publishing to %s: %s; the model stays in this run's dir", intended, withheld)
     meta = {
         "kind": cfg.task_kind,
         "metrics": results,
@@ -333,22 +342,18 @@ def publish(
         **provenance(output_dir),
     }
     net_config = OmegaConf.to_container(cfg.task.net, resolve=True)
-    published = publish_checkpoint(task.net, net_config, target, **meta) if shared and not withheld else None
-    if shared and not withheld and published is None:  # an earlier trial of this sweep scored better
-        target = output_dir / target.name
-    published_shared = published is not None or not shared
-    if published is None:
-        published = save_checkpoint(task.net, net_config, target, **meta)
+    published = publish_checkpoint(task.net, net_config, intended, **meta) if shared and not withheld else None
+    if published is None:  # the run dir is its place, it is withheld, or an earlier trial of this sweep scored better
+        published = save_checkpoint(task.net, net_config, output_dir / intended.name if shared else intended, **meta)
     log.info("published %s", published)
     summary = {
         **identity,
         "metrics": results,
         **results,
         **getattr(task, "extra_results", {}),  # non-scalar results (SER: confusion matrices as nested lists)
-        "published": published_shared,
+        "published": published == intended,
         "checkpoint": str(published),
         "lightning_checkpoint": validation["path"] if validation else "",
         "run_dir": str(output_dir),
     }
-    (output_dir / "results.json").write_text(json.dumps(summary, indent=2))
-    log.info("results: %s", json.dumps({k: round(v, 4) for k, v in results.items()}))
+    write_results(output_dir, summary, results)
