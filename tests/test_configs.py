@@ -165,6 +165,15 @@ def test_the_optimiser_and_schedule_build(compose_train) -> None:
     assert isinstance(optimizer, torch.optim.Adam) and scheduler.factor == pytest.approx(0.4)
 
 
+@pytest.mark.parametrize("preset", ["ser_baseline", "ser_fin_frozen", "ser_fin_finetuned", "ser_fin_scratch"])
+def test_the_ser_presets_train_at_a_constant_rate_with_kerass_adam(compose_train, preset: str) -> None:
+    """The study's SER head: Adam (Keras's epsilon), no schedule; FIN pre-training keeps reduce-on-plateau."""
+    task = compose_train(f"experiment={preset}").task
+    optimizer = instantiate(task.optimizer)([torch.nn.Parameter(torch.zeros(2))], lr=task.lr)
+    assert task.scheduler is None and optimizer.defaults["eps"] == pytest.approx(1e-7)
+    assert compose_train().task.scheduler is not None
+
+
 @pytest.mark.parametrize("option", ["ravdess", "crema_d", "tess", "savee", "esd", "combined"])
 def test_real_corpora_read_their_root_from_the_data_dir(compose_train, option: str) -> None:
     cfg = compose_train(f"dataset={option}", "paths.data_dir=/data/ser")  # composed only: the root does not exist

@@ -43,7 +43,7 @@ def test_same_seed_same_metrics_other_seed_other_metrics(tmp_path: Path, cache_d
 
 RESUMABLE = {
     "fin": ("feature=rms", "fin_arch=fc", "evaluate_before_training=false"),
-    # dropout, a plateau scheduler and shuffled clips: everything random a resume must reproduce
+    # dropout and shuffled clips: everything random a resume must reproduce
     "ser": ("experiment=ser_baseline", "training.batch_size=8", "++datamodule.audio.duration=0.5"),
 }
 
