@@ -40,7 +40,7 @@ reproduce: $(STAMP)
 # The same on the embedded corpus with short schedules (3 FIN epochs; 8 SER epochs on 1.5 s crops from 0.6 s instead
 # of the study's 2.5 s, batches of 8: 48 steps an epoch, as the Keras-initialised head's batch norm needs hundreds of
 # steps): 15 min on 2 CPU cores, venv set-up included (23 min when the VM ran at half speed). The head stays far
-# below its linear probe at this budget: it needs 53-82 epochs (docs/ser.md).
+# below its linear probe at this budget: it needs about 50 epochs (docs/ser.md).
 reproduce-quick: $(STAMP)
 	env DATASET=synthetic SEEDS=0,1,2,3,4 FIN_ARGS="training.max_epochs=3 logger=csv" \
 	  SER_ARGS="training.max_epochs=8 training.batch_size=8 ++datamodule.audio.duration=1.5 logger=csv" \
