@@ -54,9 +54,8 @@ def masked_mean(sequence: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class ExactFrontEnd(nn.Module):
-    """The baseline: the closed-form features (``finser.features.compute_all``), no weights."""
-
-    arch = "exact"
+    """The baseline: the closed-form features (``finser.features.compute_all``), no weights: nothing is loaded or
+    redrawn before the task is built (``conf/front_end/exact.yaml`` names no ``weights``)."""
 
     def __init__(self, features: Sequence[str] = FEATURES) -> None:
         super().__init__()
@@ -65,17 +64,6 @@ class ExactFrontEnd(nn.Module):
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         values = compute_all(frames, self.features)
         return torch.cat([values[feature] for feature in self.features], dim=-1)
-
-    def checkpoint_paths(self, fin_dir: str | Path) -> dict[str, Path]:
-        """Nothing to load: exact features have no weights."""
-        return {}
-
-    def load_pretrained(self, paths: Mapping[str, Path]) -> dict[str, dict]:
-        """Nothing to load: exact features have no weights."""
-        return {}
-
-    def randomize_(self, generator: torch.Generator | None = None) -> None:
-        """Nothing to randomise: exact features have no weights."""
 
     def parameter_groups(self, lr: float) -> list[dict]:
         return []
