@@ -26,6 +26,13 @@ REPO = Path(__file__).resolve().parents[1]
 HELPERS = ("tests", "benchmarks")  # packages whose functions the tests call as helpers
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The resolvers ``train.py`` registers before Hydra composes, for the tests that compose the config too."""
+    from finser.launch import register_resolvers
+
+    register_resolvers()
+
+
 def global_names(code: CodeType) -> set[str]:
     """The global names a code object and the functions nested in it load (not attributes: ``x.predict`` is not
     ``predict``)."""

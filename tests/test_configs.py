@@ -16,6 +16,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_object, instantiate
+from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
@@ -23,6 +24,7 @@ from finser.data.labels import EMOTIONS, Clip
 from finser.features import FEATURE_DIMS, FEATURES
 from finser.models.fin import FIN_ARCHITECTURES
 from finser.run import check_settings
+from finser.tasks.stopping import ConvergenceStop
 from tests.conftest import REPO
 
 CONF = REPO / "conf"
@@ -172,6 +174,29 @@ def test_the_ser_presets_train_at_a_constant_rate_with_kerass_adam(compose_train
     optimizer = instantiate(task.optimizer)([torch.nn.Parameter(torch.zeros(2))], lr=task.lr)
     assert task.scheduler is None and optimizer.defaults["eps"] == pytest.approx(1e-7)
     assert compose_train().task.scheduler is not None
+
+
+@pytest.mark.parametrize("preset", ["fin", *SER_PRESETS])
+def test_every_preset_trains_until_its_checkpoint_monitor_stops_improving(compose_train, preset: str) -> None:
+    """Training length follows validation: Lightning's EarlyStopping on the checkpoint's own monitor, with the
+    values the preset states; ``training.max_epochs`` is only a cap above what the rule needs."""
+    cfg = compose_train(f"experiment={preset}")
+    stopping = instantiate(cfg.callbacks.early_stopping)
+    assert isinstance(stopping, EarlyStopping) and isinstance(stopping, ConvergenceStop)
+    monitor = "val/r2" if preset == "fin" else "val/f1_macro"
+    assert stopping.monitor == cfg.callbacks.model_checkpoint.monitor == monitor
+    assert stopping.mode == "max" and stopping.patience >= 2 and stopping.min_delta >= 0
+    assert cfg.training.max_epochs > stopping.patience
+    if preset != "fin":  # the SER head needs ~50 epochs on the embedded corpus (docs/ser.md)
+        assert (stopping.patience, stopping.min_steps, cfg.training.max_epochs) == (15, 300, 150)
+
+
+def test_the_evaluation_corpus_follows_the_datasets_size(compose_train) -> None:
+    """A smoke run's tiny corpus gets a tiny evaluation corpus: testing costs what the run is worth."""
+    default = compose_train().eval_datasets.synthetic_unseen
+    tiny = compose_train("dataset.index.n_speakers=3", "dataset.index.clips_per_emotion=1").eval_datasets
+    assert (default.n_speakers, default.clips_per_emotion) == (4, 2)
+    assert (tiny.synthetic_unseen.n_speakers, tiny.synthetic_unseen.clips_per_emotion) == (1, 1)
 
 
 @pytest.mark.parametrize("option", ["ravdess", "crema_d", "tess", "savee", "esd", "combined"])

@@ -40,6 +40,9 @@ def test_the_four_presets_sweep_into_four_wandb_groups(tmp_path: Path, cache_dir
         for key in ("test/f1_macro", "test/acc", "test/f1_weighted", *(f"test/f1/{e}" for e in EMOTIONS)):
             assert 0.0 <= results[key] <= 1.0, (preset, key)
         assert results["test/acc/synthetic"] == results["test/acc"]  # one corpus: its accuracy is the total
+        stop = results["stop"]  # the tiny run hits its cap (TINY) unless validation stalled for the preset's patience
+        assert stop["stop_reason"] in ("converged", "cap") and stop["monitor"] == "val/f1_macro"
+        assert stop["stopped_epoch"] >= 1 and stop["stopped_step"] == 2 * stop["stopped_epoch"]  # 2 batches an epoch
         assert (run_dir / "confusion_test.png").stat().st_size > 0
         confusion = results["test/confusion"]  # rows true, columns predicted: 8 test clips of the tiny corpus
         assert len(confusion) == len(EMOTIONS) and sum(map(sum, confusion)) == 8
@@ -58,7 +61,8 @@ def test_the_four_presets_sweep_into_four_wandb_groups(tmp_path: Path, cache_dir
         arch = "exact" if preset == "ser_baseline" else "spectral"
         assert (wandb.group, wandb.job_type) == (f"{preset}-conv1d-{arch}", "ser")
         assert {"head=conv1d", "corpus=synthetic", "split=speaker", f"arch={arch}"} <= set(wandb.tags)
-        assert {"test/f1_macro", "test/acc", "test/f1/calm", *probe} <= wandb.summary
+        stopped = {"stop/stop_reason", "stop/stopped_epoch", "stop/stopped_step"}
+        assert {"test/f1_macro", "test/acc", "test/f1/calm", *stopped, *probe} <= wandb.summary
         assert any(key.startswith("test/confusion") for key in wandb.summary)  # the confusion matrix image
         # The SER model is an artifact of the run; the FINs it loaded are artifacts it used (W&B lineage).
         assert (wandb.group, "ser", "ser_model.ckpt") in wandb.logged

@@ -28,10 +28,17 @@ def gpus_per_node(accelerator: str, devices: object) -> int | None:
     return devices_per_node(devices) if accelerator in ("gpu", "cuda") else None
 
 
+def ceil_div(value: int, divisor: int) -> int:
+    """``${finser.ceil_div:12,3}`` = 4: a size that follows another (an evaluation corpus a third of the dataset's)."""
+    return max(1, -(-int(value) // int(divisor)))
+
+
 def register_resolvers() -> None:
-    """``${finser.tasks_per_node:${trainer.devices}}`` and ``${finser.gpus_per_node:...}`` for the launcher configs."""
+    """``${finser.tasks_per_node:${trainer.devices}}`` and ``${finser.gpus_per_node:...}`` for the launcher configs,
+    ``${finser.ceil_div:...}`` for sizes that follow the dataset's."""
     OmegaConf.register_new_resolver("finser.tasks_per_node", devices_per_node, replace=True)
     OmegaConf.register_new_resolver("finser.gpus_per_node", gpus_per_node, replace=True)
+    OmegaConf.register_new_resolver("finser.ceil_div", ceil_div, replace=True)
 
 
 def prepare_entry_point(root: Path) -> None:

@@ -34,6 +34,7 @@ from finser.launch import requeued_checkpoint
 from finser.models.checkpoint import load_model, publish_checkpoint, save_checkpoint
 from finser.pipeline import build_task
 from finser.tasks.guards import check_resume
+from finser.tasks.stopping import log_training_stop, training_stop
 from finser.tracking import log_published
 
 log = logging.getLogger(__name__)
@@ -212,6 +213,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
         if resume is not None:
             check_resume(resume, OmegaConf.to_container(cfg.identity, resolve=True))
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
+        stop = training_stop(trainer)
+        if trainer.is_global_zero:
+            log_training_stop(stop)
         best = (
             trainer.checkpoint_callback.best_model_path
             if isinstance(trainer.checkpoint_callback, ModelCheckpoint)
@@ -230,7 +234,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             for logger in loggers:
                 logger.log_metrics(best_metrics)
         if trainer.is_global_zero:
-            publish(cfg, task, results, output_dir, validation, trainer)
+            publish(cfg, task, results, output_dir, validation, stop, trainer)
             log_published(loggers, output_dir / "results.json", cfg.task_kind, getattr(task, "fin_checkpoints", {}))
     finally:
         for logger in loggers:
@@ -320,6 +324,7 @@ def publish(
     results: dict,
     output_dir: Path,
     validation: dict[str, Any] | None,
+    stop: dict[str, Any],
     trainer: L.Trainer,
 ) -> None:
     """Save the tested model as a safe finser checkpoint and write ``results.json`` in the run dir.
@@ -339,6 +344,7 @@ def publish(
         **identity,
         **getattr(task, "publish_meta", {}),  # what inference needs beyond the net (SER: emotions, clip length)
         "validation": validation,
+        "stop": stop,
         **provenance(output_dir),
     }
     net_config = OmegaConf.to_container(cfg.task.net, resolve=True)
@@ -354,6 +360,7 @@ def publish(
         "published": published == intended,
         "checkpoint": str(published),
         "lightning_checkpoint": validation["path"] if validation else "",
+        "stop": stop,  # where and why training ended (finser.tasks.stopping.training_stop)
         "run_dir": str(output_dir),
     }
     write_results(output_dir, summary, results)

@@ -112,6 +112,7 @@ def log_published(loggers: Sequence[Logger], results_path: Path, kind: str, inpu
 
     results = json.loads(results_path.read_text())
     run.summary.update(results["metrics"])
+    run.summary.update({f"stop/{key}": value for key, value in (results.get("stop") or {}).items()})
     name = fin_artifact_name(results["feature"], results["arch"]) if kind == "fin" else run.group
     metadata = {key: results[key] for key in ("metrics", "published", "run_dir") if key in results}
     artifact = wandb.Artifact(name, type=kind, metadata=metadata)
