@@ -102,3 +102,27 @@ def test_leave_one_corpus_out_runs_get_one_row_per_held_out_corpus(tmp_path: Pat
     assert "| baseline | conv1d | tess | 2 | – | 0.530 ± 0.042 |" in text
     assert "| linear probe | logistic regression | savee | 2 | – | 0.420 ± 0.028 | – |" in text
     assert "conv1d head, tested on tess, baseline vs its linear probe (macro F1): Δ = -0.100" in text
+
+
+def test_the_report_names_every_run_that_hit_its_cap_while_still_improving(tmp_path: Path) -> None:
+    """How each setting stopped, and the under-trained runs by name: a capped run still improving was compared before
+    it had learned."""
+    for seed, (reason, epoch, since_best) in enumerate([("converged", 65, 15), ("converged", 80, 15), ("cap", 150, 3)]):
+        stop = {
+            "stop_reason": reason,
+            "stopped_epoch": epoch,
+            "stopped_step": 12 * epoch,
+            "monitor": "val/f1_macro",
+            "patience": 15,
+            "epochs_since_best": since_best,
+            "still_improving": reason == "cap",
+        }
+        fake_run(tmp_path / "runs", f"ser_baseline_{seed}", {
+            "experiment": "ser_baseline", "feature": "all", "arch": "exact", "variant": "baseline", "head": "conv1d",
+            "seed": seed, "test/acc": 0.5, "test/f1_macro": 0.5, "test/f1_weighted": 0.5, "stop": stop})  # fmt: skip
+    text = write_report([tmp_path / "runs"], tmp_path / "report").read_text()
+    assert "| ser_baseline (exact) | 3 | 65–150 | 780–1800 | cap 1, converged 2 |" in text
+    capped = [line for line in text.splitlines() if "still improving" in line and line.startswith("- ")]
+    run = tmp_path / "runs" / "ser_baseline_2"
+    assert capped == [f"- **{run}** hit its cap at epoch 150 while val/f1_macro was still improving (last gain 3 "
+                      "epoch(s) before): raise training.max_epochs"]  # fmt: skip

@@ -309,6 +309,36 @@ def plot_fin_predictions(results: list[dict], path: Path, seed: int = 4242) -> P
     return path
 
 
+def value_range(values: Sequence[int]) -> str:
+    return f"{min(values)}" if min(values) == max(values) else f"{min(values)}–{max(values)}"
+
+
+def stopping_table(results: list[dict]) -> str:
+    """How each setting's runs ended (``results.json``'s ``stop``): epochs and steps trained, the stop reasons, and
+    every run that hit its cap while its monitor was still improving, named: it was compared under-trained."""
+    rows, capped = [], []
+    for result in results:
+        stop = result.get("stop") or {}
+        if stop.get("still_improving"):
+            capped.append(f"- **{result['run_dir']}** hit its cap at epoch {stop['stopped_epoch']} while "
+                          f"{stop['monitor']} was still improving (last gain {stop['epochs_since_best']} epoch(s) "
+                          "before): raise training.max_epochs")  # fmt: skip
+    settings: dict[str, list[dict]] = {}
+    for result in results:
+        if result.get("stop"):
+            label = result["experiment"] if result["experiment"] != "fin" else f"fin {result['feature']}"
+            settings.setdefault(f"{label} ({result.get('arch')})", []).append(result["stop"])
+    for setting, stops in sorted(settings.items()):
+        reasons = ", ".join(f"{reason} {sum(s['stop_reason'] == reason for s in stops)}"
+                            for reason in sorted({s["stop_reason"] for s in stops}))  # fmt: skip
+        rows.append([setting, len(stops), value_range([s["stopped_epoch"] for s in stops]),
+                     value_range([s["stopped_step"] for s in stops]), reasons])  # fmt: skip
+    if not rows:
+        return "No run recorded how it stopped (results.json without `stop`: written before finser stopped by rule)."
+    table = markdown_table(["setting", "runs", "stopped at epoch", "optimiser steps", "stop reasons"], rows)
+    return table + ("\n\n" + "\n".join(capped) if capped else "\n\nNo run hit its cap while still improving.")
+
+
 def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path = "outputs/report") -> Path:
     """Write report.md and its PNG figures under ``out_dir``; returns the report's path."""
     out_dir = Path(out_dir)
@@ -336,6 +366,8 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path = "outputs/
         "run's linear probe is a logistic regression on the same clips' time-mean exact features (standardised, C "
         "chosen on the validation clips): a network below it has not learned what a linear model finds in its own "
         "input.\n\n" + ser_table(results),
+        "## How the runs stopped\n\nEach run trains until its checkpoint monitor stops improving (patience and "
+        "floor in its config), with `training.max_epochs` as a cap.\n\n" + stopping_table(results),
         "## FIN drift\n\nEach FIN's R² against its exact feature on the SER test clips' frames after SER training "
         "(variance-weighted for multi-output features), mean ± std over seeds; in brackets its R² in pre-training "
         "(the published FIN's test split). Frozen FINs do not change: any gap to the bracket is the other frames; "
