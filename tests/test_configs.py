@@ -22,6 +22,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from finser.data.labels import EMOTIONS, Clip
 from finser.features import FEATURE_DIMS, FEATURES
+from finser.models.checkpoint import model_constructors
 from finser.models.fin import FIN_ARCHITECTURES
 from finser.run import check_settings
 from finser.tasks.stopping import ConvergenceStop
@@ -125,6 +126,31 @@ def test_every_callback_builds(compose_train, experiment: str) -> None:
     callbacks = {name: instantiate(node) for name, node in cfg.callbacks.items()}
     assert all(isinstance(callback, L.Callback) for callback in callbacks.values()), callbacks
     assert callbacks["model_checkpoint"].monitor == cfg.callbacks.model_checkpoint.monitor
+
+
+def options_of(group: str) -> list[str]:
+    return [option for name, option in OPTIONS if name == group]
+
+
+MODEL_SETTINGS = [
+    *[("experiment=fin", f"fin_arch={arch}") for arch in options_of("fin_arch")],
+    *[
+        (f"experiment={experiment}", f"ser_head={head}", f"front_end={front_end}")
+        for experiment in options_of("experiment")
+        if experiment.startswith("ser_") and experiment != "ser_common"
+        for head in options_of("ser_head")
+        for front_end in options_of("front_end")
+    ],
+]
+
+
+@pytest.mark.parametrize("overrides", MODEL_SETTINGS, ids=[" ".join(setting) for setting in MODEL_SETTINGS])
+def test_every_model_a_config_can_build_is_on_the_checkpoint_allow_list(compose_train, overrides: tuple) -> None:
+    """A published model loads back only through ``model_constructors``: a new head, front-end or FIN whose
+    ``_target_`` is missing from that list would train, publish, and then be refused by predict.py and eval.py."""
+    net = OmegaConf.to_container(compose_train(*overrides).task.net, resolve=True)
+    missing = set(targets(net)) - set(model_constructors())
+    assert not missing, f"{' '.join(overrides)}: add {sorted(missing)} to finser.models.checkpoint.model_constructors"
 
 
 @pytest.mark.parametrize("option", ["csv", "none", "wandb"])
