@@ -88,14 +88,15 @@ def step_flops(step: Callable[[], None]) -> int:
 
 
 def step_rates(clips: list, quick: bool) -> dict:
-    """GFLOP/s and its ratio to the peak for every variant × head × batch, the peak measured before and after."""
+    """GFLOP/s and its ratio to the peak for every variant × head × batch (``quick``: the first batch size only),
+    the peak measured before and after."""
     import numpy as np
     import torch
 
     repeats = 2 if quick else 4
     peaks = [peak_gflops(repeats)]
     rows = {}
-    for batch in BATCHES:
+    for batch in BATCHES[:1] if quick else BATCHES:
         waveforms = torch.from_numpy(np.stack([clips[index % len(clips)] for index in range(batch)]))
         labels = torch.arange(batch) % 8
         for head in HEADS:
