@@ -1,6 +1,7 @@
 """finser's benchmark: feature targets, FIN cost, training throughput, start-up, the data pipeline and prediction.
 
     python -m benchmarks [--out outputs/bench] [--quick] [--skip-startup] [--skip-data] [--baseline-rev REV]
+                         [--epoch-rev REV] [--skip-steps]
 
 Every ratio is measured side by side in one run, on the same inputs, with the same threads (torch, MKL, OpenMP and
 numba at 2): each timing is the best of several repeats, so other work on the machine inflates numbers rather than
@@ -14,7 +15,9 @@ before/after; (2) each FIN's parameters, FLOPs per frame and frames/s beside the
 second (FIN frames/s, SER clips/s) and the FIN data loader's rate; (4) ``python train.py`` to its first training
 step; (5) ``python -m benchmarks.data``'s table (decode/augment throughput, peak RSS serving the full-scale union);
 (6) ``python predict.py`` on a generated 60-minute file: its peak RSS; (7) ``compute_all`` and a FIN training step
-alone and beside two busy processes, with and without ``OMP_WAIT_POLICY=PASSIVE``.
+alone and beside two busy processes, with and without ``OMP_WAIT_POLICY=PASSIVE``; (8) each SER variant's training
+step in GFLOP/s beside a dense matrix product's (the cores' practical peak), and a fine-tuned epoch paired with the
+same epoch at ``--epoch-rev``.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ def main(arguments: list[str]) -> int:
     set_threads()  # before the section modules load numpy and torch
     import torch
 
-    from benchmarks import data, features, fins, predict, sharing, startup, training
+    from benchmarks import data, features, fins, predict, sharing, startup, steps, training
     from benchmarks.clips import clip_frames, speech_like_clips
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -44,6 +47,8 @@ def main(arguments: list[str]) -> int:
     parser.add_argument("--skip-data", action="store_true")
     parser.add_argument("--cold-startup", action="store_true", help="also time train.py with an empty cache")
     parser.add_argument("--baseline-rev", default=features.BASELINE_REV, help="git revision of the 'before' features")
+    parser.add_argument("--epoch-rev", default=steps.EPOCH_REV, help="git revision of the 'before' SER epoch")
+    parser.add_argument("--skip-steps", action="store_true")
     parser.add_argument("--data-scale", type=float, default=0.05)
     parser.add_argument("--serve-scale", type=float, default=1.0)
     options = parser.parse_args(arguments)
@@ -87,6 +92,13 @@ def main(arguments: list[str]) -> int:
         sections.append(("5. Data pipeline and peak RSS", "Skipped (--skip-data)."))
     section("6. Predicting a long file", "predict", predict.run, predict.markdown)
     section("7. Sharing the cores", "sharing", sharing.run, sharing.markdown)
+    if not options.skip_steps:
+        section(
+            "8. SER steps against the cores' peak",
+            "steps",
+            lambda: steps.run(clips, options.quick, options.epoch_rev),
+            steps.markdown,
+        )
 
     info = results["machine"]
     head = [

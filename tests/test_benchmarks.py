@@ -14,7 +14,7 @@ from hydra.utils import get_object
 from benchmarks.timing import fmt, paired_ratios
 from tests.conftest import REPO
 
-SECTIONS = ["features", "fins", "training", "startup", "data", "predict", "sharing"]
+SECTIONS = ["features", "fins", "training", "startup", "data", "predict", "sharing", "steps"]
 
 
 @pytest.mark.parametrize("name", SECTIONS)
