@@ -14,7 +14,8 @@ before/after; (2) each FIN's parameters, FLOPs per frame and frames/s beside the
 second (FIN frames/s, SER clips/s) and the FIN data loader's rate; (4) ``python train.py`` to its first training
 step; (5) ``python -m benchmarks.data``'s table (decode/augment throughput, peak RSS serving the full-scale union);
 (6) ``python predict.py`` on a generated 60-minute file: its peak RSS; (7) ``compute_all`` and a FIN training step
-alone and beside two busy processes, with and without ``OMP_WAIT_POLICY=PASSIVE``.
+alone and beside two busy processes, with and without ``OMP_WAIT_POLICY=PASSIVE``;
+(8, only with ``--scale FRACTION``) the study-shaped corpus and each SER variant's epoch, extrapolated.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ def main(arguments: list[str]) -> int:
     parser.add_argument("--baseline-rev", default=features.BASELINE_REV, help="git revision of the 'before' features")
     parser.add_argument("--data-scale", type=float, default=0.05)
     parser.add_argument("--serve-scale", type=float, default=1.0)
+    parser.add_argument(
+        "--scale", type=float, default=0.0, help="also section 8 at this fraction of the study (opt-in)"
+    )
     options = parser.parse_args(arguments)
 
     torch.set_num_threads(THREADS)
@@ -87,6 +91,10 @@ def main(arguments: list[str]) -> int:
         sections.append(("5. Data pipeline and peak RSS", "Skipped (--skip-data)."))
     section("6. Predicting a long file", "predict", predict.run, predict.markdown)
     section("7. Sharing the cores", "sharing", sharing.run, sharing.markdown)
+    if options.scale > 0:  # opt-in: minutes even at a small fraction (benchmarks/scale.py)
+        from benchmarks import scale
+
+        section("8. The study's scale", "scale", lambda: scale.run(options.scale, 4, timeout=1800), scale.markdown)
 
     info = results["machine"]
     head = [

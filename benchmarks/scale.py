@@ -1,6 +1,6 @@
 """Section 8 (opt-in: ``--scale``), the study's scale rehearsed: ``dataset=synthetic_study`` with ``augment=true``.
 
-    python -m benchmarks.scale [--fraction 0.02] [--batches 6] [--batch-size 32] [--trainer cpu] [--json OUT.json]
+    python -m benchmarks.scale [--fraction 0.005] [--batches 4] [--batch-size 32] [--trainer cpu] [--json OUT.json]
 
 Generates the study-shaped corpus at ``--fraction`` of its 12,161 clips (every corpus × emotion kept in proportion),
 builds the decoded cache of its split with the augmented copies (as the SER presets' first run does), then times
@@ -95,12 +95,17 @@ def step_seconds(cfg, datamodule, batches: int) -> float:
     return gaps[len(gaps) // 2]
 
 
+def shared_overrides(fraction: float, batch_size: int, trainer: str, cache_dir: Path) -> list[str]:
+    """What every variant's run shares: the study-shaped corpus at ``fraction``, the batch, the trainer."""
+    return ["dataset=synthetic_study", f"dataset.index.scale={fraction}", f"paths.cache_dir={cache_dir}",
+            f"training.batch_size={batch_size}", f"trainer={trainer}", "logger=none"]  # fmt: skip
+
+
 def measure(fraction: float, batches: int, batch_size: int, trainer: str, cache_dir: Path) -> dict:
     """Generate, cache and step at ``fraction`` of the study's corpus; the raw numbers :func:`table` extrapolates."""
     from hydra.utils import instantiate
 
-    common = ["dataset=synthetic_study", f"dataset.index.scale={fraction}", f"paths.cache_dir={cache_dir}",
-              f"training.batch_size={batch_size}", f"trainer={trainer}", "logger=none"]  # fmt: skip
+    common = shared_overrides(fraction, batch_size, trainer, cache_dir)
     cfg = compose(VARIANTS["baseline"] + common, cache_dir / "run")
     start = time.perf_counter()
     clips = instantiate(cfg.dataset.index)
@@ -191,18 +196,22 @@ def markdown(result: dict) -> str:
     return f"**Pending**: {result['error']}." if "error" in result else table(result)
 
 
-def main(arguments: list[str]) -> int:
-    from benchmarks.timing import set_threads
-
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fraction", type=float, default=0.02, help="of the study's 12,161 clips")
-    parser.add_argument("--batches", type=int, default=6, help="timed training steps per variant")
+    parser.add_argument("--fraction", type=float, default=0.005, help="of the study's 12,161 clips")
+    parser.add_argument("--batches", type=int, default=4, help="timed training steps per variant")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--trainer", default="cpu", help="conf/trainer option: cpu or gpu")
     parser.add_argument("--cache-dir", type=Path, default=None, help="default: a temporary folder, removed after")
     parser.add_argument("--json", type=Path, default=None, help="also write the JSON dict here")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the table here")
-    options = parser.parse_args(arguments)
+    return parser
+
+
+def main(arguments: list[str]) -> int:
+    from benchmarks.timing import set_threads
+
+    options = parser().parse_args(arguments)
     if options.trainer == "cpu":
         set_threads()
     with tempfile.TemporaryDirectory(prefix="finser-scale-") as temporary:
