@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
@@ -26,7 +27,6 @@ from pathlib import Path
 
 from benchmarks import REPO
 from benchmarks.timing import fmt
-from finser.report import markdown_table
 
 STUDY_CLIPS = 12_161
 # The embedded corpus's study head converges after about 2,400 steps of batch 8 (docs/ser.md): the clips a head sees
@@ -141,6 +141,8 @@ def measure(fraction: float, batches: int, batch_size: int, trainer: str, cache_
 def table(result: dict) -> str:
     """The section's text: what was measured at the fraction, then each variant extrapolated to the whole corpus
     (linearly in clips) and to a converged run."""
+    from finser.report import markdown_table
+
     scale = 1 / result["fraction"]
     train_clips = round(result["train_clips"] * scale)
     batch_size = result["batch_size"]
@@ -212,6 +214,7 @@ def main(arguments: list[str]) -> int:
     from benchmarks.timing import set_threads
 
     options = parser().parse_args(arguments)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as train.py runs: idle OpenMP threads sleep on shared cores
     if options.trainer == "cpu":
         set_threads()
     with tempfile.TemporaryDirectory(prefix="finser-scale-") as temporary:
