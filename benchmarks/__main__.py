@@ -1,6 +1,6 @@
 """finser's benchmark: feature targets, FIN cost, training throughput, start-up, the data pipeline and prediction.
 
-    python -m benchmarks [--out outputs/bench] [--quick] [--skip-startup] [--skip-data] [--baseline-rev REV]
+    python -m benchmarks [--out outputs/bench] [--quick] [--skip-startup] [--skip-data] [--baseline-rev REV] [--scale F]
 
 Every ratio is measured side by side in one run, on the same inputs, with the same threads (torch, MKL, OpenMP and
 numba at 2): each timing is the best of several repeats, so other work on the machine inflates numbers rather than
