@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # pytest workers for `make test`: the suite is mostly train.py subprocesses, ~8 min on one core of two, ~4 on both.
 TEST_WORKERS ?= 2
 
-.PHONY: install train test test-fast bench reproduce reproduce-quick report lint clean
+.PHONY: install train test test-fast bench bench-scale reproduce reproduce-quick report lint clean
 
 # make reproduce DATASET=combined ROOT=/data/ser ARCH=spectral HEAD=conv1d SPLIT=speaker SEEDS=0,1,2,3,4
 REPRODUCE_VARS = $(foreach v,DATASET ROOT ARCH HEAD SPLIT SEEDS FIN_ARGS SER_ARGS OUT,$(if $($(v)),$(v)='$($(v))'))
@@ -52,6 +52,11 @@ report: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
+
+# The study's scale rehearsed (long, so not in `make bench`): SCALE of the study-shaped corpus, extrapolated.
+bench-scale: $(STAMP)
+	$(BIN)/python -m benchmarks.scale --fraction $(or $(SCALE),0.005) --json outputs/bench/scale.json \
+	  --markdown outputs/bench/scale.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

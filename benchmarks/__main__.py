@@ -1,7 +1,7 @@
 """finser's benchmark: feature targets, FIN cost, training throughput, start-up, the data pipeline and prediction.
 
     python -m benchmarks [--out outputs/bench] [--quick] [--skip-startup] [--skip-data] [--baseline-rev REV]
-                         [--epoch-rev REV] [--skip-steps]
+                         [--epoch-rev REV] [--skip-steps] [--scale F]
 
 Every ratio is measured side by side in one run, on the same inputs, with the same threads (torch, MKL, OpenMP and
 numba at 2): each timing is the best of several repeats, so other work on the machine inflates numbers rather than
@@ -17,7 +17,8 @@ step; (5) ``python -m benchmarks.data``'s table (decode/augment throughput, peak
 (6) ``python predict.py`` on a generated 60-minute file: its peak RSS; (7) ``compute_all`` and a FIN training step
 alone and beside two busy processes, with and without ``OMP_WAIT_POLICY=PASSIVE``; (8) each SER variant's training
 step in GFLOP/s beside a dense matrix product's (the cores' practical peak), and a fine-tuned epoch paired with the
-same epoch at ``--epoch-rev``.
+same epoch at ``--epoch-rev``; (9, only with ``--scale FRACTION``) the study-shaped corpus and each SER variant's
+epoch, extrapolated.
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def main(arguments: list[str]) -> int:
     parser.add_argument("--skip-steps", action="store_true")
     parser.add_argument("--data-scale", type=float, default=0.05)
     parser.add_argument("--serve-scale", type=float, default=1.0)
+    parser.add_argument(
+        "--scale", type=float, default=0.0, help="also section 8 at this fraction of the study (opt-in)"
+    )
     options = parser.parse_args(arguments)
 
     torch.set_num_threads(THREADS)
@@ -99,6 +103,10 @@ def main(arguments: list[str]) -> int:
             lambda: steps.run(clips, options.quick, options.epoch_rev),
             steps.markdown,
         )
+    if options.scale > 0:  # opt-in: minutes even at a small fraction (benchmarks/scale.py)
+        from benchmarks import scale
+
+        section("9. The study's scale", "scale", lambda: scale.run(options.scale, 4, timeout=1800), scale.markdown)
 
     info = results["machine"]
     head = [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ import torch
 from finser.data.audio import load_audio
 from finser.data.labels import EMOTIONS
 from finser.data.splits import speaker_split
-from finser.data.synthetic import build_synthetic_corpus
+from finser.data.synthetic import STUDY_SHAPE, build_study_corpus, build_synthetic_corpus, study_plan
+from finser.errors import FinserError
 from finser.features import compute_all, frame_signal
 
 
@@ -67,3 +69,39 @@ def test_exact_features_separate_emotions_above_chance_but_not_perfectly(cache_d
     accuracy = model.score(scaler.transform(vectors[test]), labels[test])
     chance = 1 / len(EMOTIONS)
     assert 2.5 * chance < accuracy < 0.9, accuracy
+
+
+def test_the_study_plan_has_the_studys_corpora_speakers_and_emotion_mix() -> None:
+    """The paper's union (docs/corpora.md), counted from the plan alone: no audio is generated."""
+    plan = study_plan()
+    assert len(plan) == 12_161
+    speakers = {corpus: len({clip.speaker_name for clip in plan if clip.corpus == corpus}) for corpus in STUDY_SHAPE}
+    assert speakers == {"ravdess": 24, "crema_d": 91, "tess": 2, "savee": 4}
+    assert len({clip.speaker for clip in plan}) == 121  # a voice per speaker, none shared between corpora
+    mix = Counter(clip.emotion for clip in plan)
+    assert mix == {"angry": 1923, "disgust": 1923, "fear": 1923, "happy": 1923, "sad": 1922, "neutral": 1703,
+                   "surprise": 652, "calm": 192}  # fmt: skip
+    per_corpus = Counter((clip.corpus, clip.emotion) for clip in plan)
+    assert per_corpus[("ravdess", "neutral")] == 96 and per_corpus[("ravdess", "calm")] == 192
+    assert ("crema_d", "surprise") not in per_corpus and ("tess", "calm") not in per_corpus
+    assert len({clip.file_name for clip in plan}) == len(plan)
+
+
+def test_a_fraction_of_the_study_keeps_every_corpus_and_its_mix() -> None:
+    full, part = study_plan(), study_plan(0.1)
+    cells = Counter((clip.corpus, clip.emotion) for clip in full)
+    assert Counter((clip.corpus, clip.emotion) for clip in part) == {
+        cell: round(count * 0.1) for cell, count in cells.items()
+    }
+    with pytest.raises(FinserError, match=r"scale=0: .*\(0, 1\]"):
+        study_plan(0)
+
+
+def test_the_study_shaped_corpus_is_generated_with_its_corpora_and_lengths(tmp_path: Path) -> None:
+    clips = build_study_corpus(tmp_path, scale=0.004, workers=1)
+    assert [(clip.corpus, clip.speaker, clip.emotion) for clip in clips] == [
+        (clip.corpus, clip.speaker_name, clip.emotion) for clip in study_plan(0.004)
+    ]
+    for clip in clips[::7]:
+        assert 2.0 <= soundfile.info(clip.path).duration <= 5.0
+    assert build_study_corpus(tmp_path, scale=0.004, workers=1) == clips

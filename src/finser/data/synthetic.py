@@ -23,6 +23,7 @@ from finser.cores import parallel_map, usable_cores
 from finser.data.audio import SAMPLE_RATE
 from finser.data.labels import EMOTIONS, Clip, read_manifest, write_manifest
 from finser.data.locks import exclusive
+from finser.errors import FinserError
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +174,65 @@ def _write_clip(args: tuple[SyntheticCorpusSpec, int, str, int, Path]) -> None:
     soundfile.write(path, clip_audio(spec, speaker, emotion, index), SAMPLE_RATE, subtype="PCM_16")
 
 
+@dataclass(frozen=True)
+class PlannedClip:
+    """One clip to generate: its voice (``speaker``, a number unique in the corpus), label and file name."""
+
+    corpus: str
+    speaker: int
+    speaker_name: str
+    emotion: str
+    index: int
+    file_name: str
+
+
+def grid_plan(n_speakers: int, clips_per_emotion: int) -> list[PlannedClip]:
+    """The default corpus: every speaker says every emotion ``clips_per_emotion`` times."""
+    return [
+        PlannedClip(
+            "synthetic", speaker, f"spk{speaker:02d}", emotion, index, f"spk{speaker:02d}_{emotion}_{index:02d}.wav"
+        )
+        for speaker in range(n_speakers)
+        for emotion in EMOTIONS
+        for index in range(clips_per_emotion)
+    ]
+
+
+# The study's union (RAVDESS speech, CREMA-D, TESS, SAVEE; docs/corpora.md): speakers and clips per emotion of each
+# corpus, 12,161 clips in all (CREMA-D's sad has 1,270: one of its files has no audio and the study dropped it).
+STUDY_SHAPE: dict[str, tuple[int, dict[str, int]]] = {
+    "ravdess": (24, {"neutral": 96} | {emotion: 192 for emotion in EMOTIONS if emotion != "neutral"}),
+    "crema_d": (91, {"neutral": 1087, "happy": 1271, "sad": 1270, "angry": 1271, "fear": 1271, "disgust": 1271}),
+    "tess": (2, {emotion: 400 for emotion in EMOTIONS if emotion != "calm"}),
+    "savee": (4, {"neutral": 120} | {emotion: 60 for emotion in EMOTIONS if emotion not in ("neutral", "calm")}),
+}
+
+
+def deal(total: int, n_speakers: int) -> list[int]:
+    """``total`` clips over ``n_speakers`` as evenly as whole clips allow, the first speakers taking the rest."""
+    share, rest = divmod(total, n_speakers)
+    return [share + (speaker < rest) for speaker in range(n_speakers)]
+
+
+def study_plan(scale: float = 1.0) -> list[PlannedClip]:
+    """The study's shape at ``scale``: each corpus's speakers, each emotion's count × ``scale`` (rounded) dealt over
+    them. Voices are numbered across corpora, so no two corpora share a speaker."""
+    if not 0 < scale <= 1:
+        raise FinserError(f"dataset.index.scale={scale}: expected a fraction of the study's corpus in (0, 1]")
+    plan, first_voice = [], 0
+    for corpus, (n_speakers, counts) in STUDY_SHAPE.items():
+        for emotion, total in counts.items():
+            for speaker, n_clips in enumerate(deal(round(total * scale), n_speakers)):
+                voice = first_voice + speaker
+                name = f"{corpus}_{speaker:02d}"
+                plan += [
+                    PlannedClip(corpus, voice, name, emotion, index, f"{name}_{emotion}_{index:03d}.wav")
+                    for index in range(n_clips)
+                ]
+        first_voice += n_speakers
+    return plan
+
+
 def build_synthetic_corpus(
     root: str | Path,
     seed: int = 0,
@@ -190,7 +250,28 @@ def build_synthetic_corpus(
     core).
     """
     spec = SyntheticCorpusSpec(seed, n_speakers, clips_per_emotion, min_seconds, max_seconds, variability)
-    folder = Path(root) / f"synthetic-{spec.key()}"
+    return _cached(Path(root) / f"synthetic-{spec.key()}", spec, grid_plan(n_speakers, clips_per_emotion), workers)
+
+
+def build_study_corpus(
+    root: str | Path,
+    seed: int = 0,
+    scale: float = 1.0,
+    min_seconds: float = 2.0,
+    max_seconds: float = 5.0,
+    variability: float = 1.0,
+    workers: int | None = None,
+) -> list[Clip]:
+    """The embedded corpus in the study's shape (:data:`STUDY_SHAPE`, 12,161 clips at ``scale`` 1), generated once
+    under ``root/<hash of the options>/`` as :func:`build_synthetic_corpus` does; clips carry their corpus's name."""
+    plan = study_plan(scale)
+    voices = sum(n_speakers for n_speakers, _ in STUDY_SHAPE.values())
+    spec = SyntheticCorpusSpec(seed, voices, 0, min_seconds, max_seconds, variability)
+    key = hashlib.sha1(f"study-{scale}-{spec.key()}".encode()).hexdigest()[:10]
+    return _cached(Path(root) / f"synthetic-study-{key}", spec, plan, workers)
+
+
+def _cached(folder: Path, spec: SyntheticCorpusSpec, plan: list[PlannedClip], workers: int | None) -> list[Clip]:
     manifest = folder / "manifest.csv"
     if manifest.exists():
         return read_manifest(manifest)
@@ -198,21 +279,15 @@ def build_synthetic_corpus(
     with exclusive(folder / ".generate.lock"):  # runs started together: one generates, the others wait and read
         if manifest.exists():
             return read_manifest(manifest)
-        return _generate(spec, folder, workers or usable_cores())
+        return _generate(spec, folder, plan, workers or usable_cores())
 
 
-def _generate(spec: SyntheticCorpusSpec, folder: Path, workers: int) -> list[Clip]:
-    manifest = folder / "manifest.csv"
-    jobs, clips = [], []
-    for speaker in range(spec.n_speakers):
-        for emotion in EMOTIONS:
-            for index in range(spec.clips_per_emotion):
-                path = folder / f"spk{speaker:02d}_{emotion}_{index:02d}.wav"
-                jobs.append((spec, speaker, emotion, index, path))
-                clips.append(Clip(str(path), "synthetic", f"spk{speaker:02d}", emotion))
+def _generate(spec: SyntheticCorpusSpec, folder: Path, plan: list[PlannedClip], workers: int) -> list[Clip]:
+    jobs = [(spec, clip.speaker, clip.emotion, clip.index, folder / clip.file_name) for clip in plan]
+    clips = [Clip(str(folder / clip.file_name), clip.corpus, clip.speaker_name, clip.emotion) for clip in plan]
     log.info("Generating the synthetic corpus: %d clips in %s", len(jobs), folder)
     for _ in track(parallel_map(_write_clip, jobs, workers), len(jobs), "generating the synthetic corpus", log):
         pass
     (folder / "spec.json").write_text(json.dumps(asdict(spec), indent=2))
-    write_manifest(clips, manifest)
+    write_manifest(clips, folder / "manifest.csv")
     return clips
