@@ -95,10 +95,13 @@ def test_both_ser_heads_round_trip_at_any_batch_and_length(tmp_path: Path, head:
     assert (meta["sample_rate"], meta["n_fft"], meta["hop_length"]) == ("22050", "2048", "512")
 
 
-def test_the_exact_front_end_exports_through_torch_ops(tmp_path: Path) -> None:
+def test_the_exact_front_end_traces_torch_ops_and_onnx_says_what_it_lacks(tmp_path: Path) -> None:
     checkpoint = publish_ser(tmp_path, "conv1d", {"_target_": "finser.models.ser.ExactFrontEnd"})
-    path, _ = export(checkpoint, "onnx")
-    assert_same(path, checkpoint, "onnx", generated_audio(2, 20_000, seed=3))
+    path, _ = export(checkpoint, "torchscript")
+    assert_same(path, checkpoint, "torchscript", generated_audio(2, 20_000, seed=3))
+    with pytest.raises(FinserError, match=r"fft_rfft.*use format=torchscript"):
+        export(checkpoint, "onnx")
+    assert not checkpoint.with_suffix(".onnx").exists()
 
 
 def test_a_checkpoint_that_is_not_finsers_is_refused(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from finser.models.checkpoint import load_model
 
 log = logging.getLogger(__name__)
 
-OPSET = 17  # the first opset with ONNX's DFT, which the exact front-end's FFT needs
+OPSET = 17
 TOLERANCE = 1e-4  # max |exported - PyTorch| allowed, relative to 1 + max |PyTorch output| (float32 reordering)
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 ONNX_EXTRA = "pip install 'finser[onnx]' (onnx and onnxruntime)"
@@ -58,7 +58,7 @@ def metadata(meta: dict[str, Any]) -> dict[str, str]:
     return {**common, "hop_length": str(HOP_LENGTH), "emotions": ",".join(emotions),
             "clip_samples": str(meta.get("clip_samples") or ""),
             "input": "audio (batch, samples) float32 mono in [-1, 1], samples >= 2048",
-            "output": f"logits (batch, {len(emotions)}) in the order of 'emotions'; softmax gives probabilities"}  # fmt: skip
+            "output": f"logits (batch, {len(emotions)}) in 'emotions' order; softmax gives probabilities"}  # fmt: skip
 
 
 def names(meta: dict[str, Any]) -> tuple[str, str, dict[str, dict[int, str]]]:
@@ -91,8 +91,11 @@ def export_onnx(model: nn.Module, meta: dict[str, Any], out: Path) -> float:
     input_name, output_name, axes = names(meta)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes are not the user's
-        torch.onnx.export(model, (inputs[0],), str(out), input_names=[input_name], output_names=[output_name],
-                          dynamic_axes=axes, opset_version=OPSET, dynamo=False)  # fmt: skip
+        try:
+            torch.onnx.export(model, (inputs[0],), str(out), input_names=[input_name], output_names=[output_name],
+                              dynamic_axes=axes, opset_version=OPSET, dynamo=False)  # fmt: skip
+        except torch.onnx.errors.UnsupportedOperatorError as error:  # the exact front-end's FFT (aten::fft_rfft)
+            raise FinserError(f"this model cannot be written as ONNX ({error}): use format=torchscript") from error
     proto = onnx.load(str(out))
     for key, value in metadata(meta).items():
         proto.metadata_props.add(key=key, value=value)
