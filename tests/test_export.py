@@ -83,6 +83,7 @@ def test_every_fin_architecture_round_trips(tmp_path: Path, feature: str, arch: 
     assert meta["feature"] == feature and meta["sample_rate"] == "22050"
 
 
+@pytest.mark.slow  # 10-16 s each on 2 shared cores: tracing the five spectral FINs inside an SER model
 @pytest.mark.parametrize("format_name", sorted(READERS))
 @pytest.mark.parametrize("head", sorted(HEADS))
 def test_both_ser_heads_round_trip_at_any_batch_and_length(tmp_path: Path, head: str, format_name: str) -> None:
@@ -95,6 +96,7 @@ def test_both_ser_heads_round_trip_at_any_batch_and_length(tmp_path: Path, head:
     assert (meta["sample_rate"], meta["n_fft"], meta["hop_length"]) == ("22050", "2048", "512")
 
 
+@pytest.mark.slow
 def test_the_exact_front_end_traces_torch_ops_and_onnx_says_what_it_lacks(tmp_path: Path) -> None:
     checkpoint = publish_ser(tmp_path, "conv1d", {"_target_": "finser.models.ser.ExactFrontEnd"})
     path, _ = export(checkpoint, "torchscript")

@@ -173,7 +173,7 @@ def compute_all(frames: torch.Tensor, features: Iterable[str] = FEATURES) -> dic
     Returns a dict name → (B, dim) with the same values as :func:`compute`; all five give the baseline's 162
     values per frame. On CPU the batch goes through compiled passes (``finser.feature_kernels``) in chunks of
     ``CHUNK_FRAMES`` whose intermediates stay in cache (``compute`` takes the same path, so the two agree bit for
-    bit). Frames that need a gradient, or on an accelerator, go through torch ops in one pass.
+    bit). Frames that need a gradient, on an accelerator, or traced for an export go through torch ops in one pass.
     """
     features = tuple(features)
     for feature in features:
