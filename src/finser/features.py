@@ -173,14 +173,14 @@ def compute_all(frames: torch.Tensor, features: Iterable[str] = FEATURES) -> dic
     Returns a dict name → (B, dim) with the same values as :func:`compute`; all five give the baseline's 162
     values per frame. On CPU the batch goes through compiled passes (``finser.feature_kernels``) in chunks of
     ``CHUNK_FRAMES`` whose intermediates stay in cache (``compute`` takes the same path, so the two agree bit for
-    bit). Frames that need a gradient, or on an accelerator, go through torch ops in one pass.
+    bit). Frames that need a gradient, on an accelerator, or traced for an export go through torch ops in one pass.
     """
     features = tuple(features)
     for feature in features:
         check_feature(feature)
     check_frames(frames)
-    if not frames.is_cpu or (frames.requires_grad and torch.is_grad_enabled()):
-        values = _compute_in_torch(frames, features)
+    if not frames.is_cpu or (frames.requires_grad and torch.is_grad_enabled()) or torch.jit.is_tracing():
+        values = _compute_in_torch(frames, features)  # tracing (an export) records torch ops, not compiled loops
     else:
         values = _compute_on_cpu(frames.detach(), features)
     return {feature: values[feature] for feature in features}
@@ -321,6 +321,9 @@ def frame_signal(signal: torch.Tensor) -> torch.Tensor:
     """All 2048-sample windows of a clip at hop 512 (center=False), as a strided view: no overlapping copies."""
     if signal.shape[-1] < N_FFT:
         raise ValueError(f"a clip needs at least {N_FFT} samples for one frame, got {signal.shape[-1]}")
+    if torch.onnx.is_in_onnx_export():  # ONNX's Unfold needs a fixed length; a gather of sample indices does not
+        starts = torch.arange((signal.shape[-1] - N_FFT) // HOP_LENGTH + 1, device=signal.device) * HOP_LENGTH
+        return signal[..., starts.unsqueeze(-1) + torch.arange(N_FFT, device=signal.device)]
     return signal.unfold(-1, N_FFT, HOP_LENGTH)
 
 
