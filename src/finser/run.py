@@ -310,6 +310,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if hasattr(task, "statistics_ready"):
         task.statistics_ready.fill_(True)  # a FIN's output scale comes from its own training data, not this corpus
     results = tested_metrics(cfg, task, datamodule)
+    if not results:
+        raise FinserError(
+            f"ckpt={cfg.ckpt}: nothing was measured (every metric was NaN or missing): the model or the test data is "
+            "unusable; no results.json was written"
+        )
     summary = {**identity, "metrics": results, **results, **getattr(task, "extra_results", {}),
                "evaluated_checkpoint": str(Path(cfg.ckpt).resolve()), "checkpoint_meta": {
                    key: meta.get(key) for key in ("kind", "feature", "arch", "experiment", "head", "run_dir")},
