@@ -77,3 +77,19 @@ def test_predict_replaces_its_own_predictions_and_foreign_files_when_told(
     assert predict_main([f"ckpt={ser_checkpoint}", f"audio={clip}", f"out={foreign}", "overwrite=true"]) == 0
     assert foreign.read_text().startswith("path,emotion,probability,")
     assert predict_main([f"ckpt={ser_checkpoint}", f"audio={clip}", f"out={ser_checkpoint}", "overwrite=true"]) == 2
+
+
+def test_a_manifest_replaces_a_manifest_but_no_other_file(tmp_path: Path) -> None:
+    from finser.data.labels import Clip, read_manifest, write_manifest
+
+    clips = [Clip(str(tmp_path / "a.wav"), "ravdess", "01", "happy")]
+    manifest, foreign = tmp_path / "ravdess.csv", tmp_path / "notes.csv"
+    write_manifest(clips, manifest)
+    write_manifest(clips, manifest)  # its own file: replaced
+    assert read_manifest(manifest) == clips
+    foreign.write_text("my,own,table\n")
+    with pytest.raises(FinserError, match=r"manifest=.*add overwrite=true"):
+        write_manifest(clips, foreign)
+    assert foreign.read_text() == "my,own,table\n"
+    write_manifest(clips, foreign, overwrite=True)
+    assert read_manifest(foreign) == clips

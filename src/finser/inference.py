@@ -188,7 +188,11 @@ class PredictionWriter:
         self.file: TextIO | None = None
         self._target = None if out is None else atomic_text(out, keep_partial=True)
         if self._target is not None:
-            self.file = self._target.__enter__()
+            try:
+                self.file = self._target.__enter__()
+            except OSError as error:
+                message = f"out={str(out)!r} cannot be written ({error.strerror}): pass a writable path"
+                raise FinserError(message) from error
         self._write([["path", "emotion", "probability", *[f"p_{emotion}" for emotion in emotions], "error", "warning"]])
 
     def write(self, predictions: Iterable[Prediction]) -> None:

@@ -31,13 +31,13 @@ def check_output(
     path = Path(path)
     for source in inputs:
         if same_file(path, source):
-            raise FinserError(f"{key}={path} is an input of this command ({source}): choose another output file")
+            raise FinserError(f"cannot write {key}={path}: it is an input of this command ({source}): pick another")
     if path.is_dir():
-        raise FinserError(f"{key}={path} is a folder: give a file name, e.g. {path / 'out.csv'}")
+        raise FinserError(f"cannot write {key}={path}: it is a folder: give a file name, e.g. {path / 'out.csv'}")
     if path.exists() and not overwrite and not ours(path):
         raise FinserError(
-            f"{key}={path} exists and is not a file this command wrote: choose another path, or add overwrite=true "
-            "to replace it"
+            f"cannot write {key}={path}: it exists and is not a file this command wrote: choose another path, or add "
+            "overwrite=true to replace it"
         )
     return path
 
@@ -48,11 +48,8 @@ def atomic_text(path: str | Path, keep_partial: bool = False) -> Iterator[TextIO
     without error, so ``path`` is whole or untouched. On error the temporary is removed, or kept with
     ``keep_partial`` (as ``.<name>.partial``: the rows written so far)."""
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    except OSError as error:
-        raise FinserError(f"{path} cannot be written ({error.strerror or error}): pass a writable path") from error
+    path.parent.mkdir(parents=True, exist_ok=True)  # an OSError here is the caller's to phrase (it knows the key)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
     try:
         with os.fdopen(descriptor, "w", newline="") as handle:
             yield handle
