@@ -1,21 +1,32 @@
-"""Predict emotions: `python predict.py ckpt=PATH audio=FILE_OR_DIR [out=FILE.csv] [windows=true] [batch=32]`.
+"""Predict: `python predict.py ckpt=PATH audio=FILE_OR_DIR [out=FILE.csv] [overwrite=true] [windows=true] [batch=N]`
 
 Prints one CSV row per file (path, emotion, probability, each class's probability, error, warning) as each file
 finishes; a file that cannot be read gets a row with its error and the rest continue. ``batch`` bounds the windows
-per forward pass (memory), never the results. A progress bar goes to stderr when it is a terminal.
+per forward pass (memory), never the results. A progress bar goes to stderr when it is a terminal. ``out`` may
+replace a predictions file, never the checkpoint or an input file; any other existing file needs ``overwrite=true``.
 """
 
 from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
 
 from rich.console import Console
 
 from finser.errors import FinserError
-from finser.inference import BATCH_SIZE, EmotionPredictor, PredictionWriter, audio_files, progress_bar
+from finser.inference import (
+    BATCH_SIZE,
+    EmotionPredictor,
+    PredictionWriter,
+    audio_files,
+    is_predictions_file,
+    progress_bar,
+)
+from finser.outputs import check_output
 
-KEYS = {"ckpt": None, "audio": None, "out": None, "windows": "false", "batch": str(BATCH_SIZE)}
+KEYS = {"ckpt": None, "audio": None, "out": None, "windows": "false", "batch": str(BATCH_SIZE), "overwrite": "false"}
+TRUE = {"1", "true", "yes"}
 
 
 def parse(argv: list[str]) -> dict[str, str | None]:
@@ -38,11 +49,15 @@ def main(argv: list[str]) -> int:
         options = parse(argv)
         predictor = EmotionPredictor(options["ckpt"], int(options["batch"]))
         files = audio_files(options["audio"])
+        if options["out"] is not None:
+            overwrite = options["overwrite"].lower() in TRUE
+            inputs = [Path(options["ckpt"]), *files]
+            check_output(options["out"], "out", inputs, is_predictions_file, overwrite)
         writer = PredictionWriter(predictor.emotions, options["out"])
     except FinserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    list_windows = str(options["windows"]).lower() in {"1", "true", "yes"}
+    list_windows = str(options["windows"]).lower() in TRUE
     failed = 0
     with writer, progress_bar(files, Console(stderr=True)) as advance:
         for path in files:

@@ -1,10 +1,11 @@
 """Index and validate a downloaded corpus.
 
-    python scripts/prepare_corpora.py dataset=NAME dataset.root=DIR manifest=OUT.csv
+    python scripts/prepare_corpora.py dataset=NAME dataset.root=DIR manifest=OUT.csv [overwrite=true]
 
 Prints the clip counts per emotion × speaker and every skipped file with its reason, and writes the manifest CSV
 (path, corpus, speaker, emotion, split) that `dataset.manifest=OUT.csv` reads back. Exits non-zero, naming the path,
-when the root is missing or holds no usable clip. `dataset=combined` indexes the study's four corpora at once.
+when the root is missing or holds no usable clip. An existing manifest is replaced; any other existing file only with
+``overwrite=true``. `dataset=combined` indexes the study's four corpora at once.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def parse_arguments(arguments: list[str]) -> dict[str, str]:
     """``key=value`` pairs, as on a Hydra command line; the three keys are required."""
     pairs = dict(argument.split("=", 1) for argument in arguments if "=" in argument)
     missing = [key for key in ("dataset", "dataset.root", "manifest") if key not in pairs]
-    if missing or len(pairs) != len(arguments):
+    unknown = set(pairs) - {"dataset", "dataset.root", "manifest", "overwrite"}
+    if missing or unknown or len(pairs) != len(arguments):
         raise FinserError(f"missing or malformed arguments {missing or arguments}\n{USAGE}")
     if pairs["dataset"] not in DATASETS:
         raise FinserError(f"unknown dataset {pairs['dataset']!r}: choose from {', '.join(DATASETS)}")
@@ -50,11 +52,12 @@ def main(arguments: list[str]) -> int:
     try:
         options = parse_arguments(arguments)
         names, manifest = DATASETS[options["dataset"]], Path(options["manifest"])
-        check_manifest_target(manifest)  # before the scan, which decodes every file
+        overwrite = options.get("overwrite", "false").lower() in {"1", "true", "yes"}
+        check_manifest_target(manifest, overwrite)  # before the scan, which decodes every file
         index = scan(options["dataset.root"], names)
         if not index.clips:
             raise FinserError(no_clips_message(options["dataset.root"], names, index))
-        write_manifest(index.clips, manifest)
+        write_manifest(index.clips, manifest, overwrite)
     except FinserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -25,6 +25,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from finser.data.audio import DECODING_ERRORS, SAMPLE_RATE, AudioError, read_blocks
 from finser.errors import FinserError
 from finser.models.checkpoint import load_model
+from finser.outputs import atomic_text
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".w64", ".caf"}
 BATCH_SIZE = 32  # windows per forward pass: predict.py peaks at 0.5-0.6 GB at any length (bench.py section 6)
@@ -165,17 +166,30 @@ class EmotionPredictor:
         return Prediction(name, self.emotions[best], float(probabilities[best]), named, warning=warning)
 
 
+HEADER_START = "path,emotion,probability,"  # how a predictions file finser wrote begins
+
+
+def is_predictions_file(path: Path) -> bool:
+    """Whether ``path`` starts like a CSV of predictions finser wrote (which predict may replace)."""
+    try:
+        with path.open(newline="") as handle:
+            return handle.readline(len(HEADER_START)) == HEADER_START
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 class PredictionWriter:
     """CSV rows ``path, emotion, probability, p_<emotion>..., error, warning`` to stdout, and to ``out`` when given,
-    flushed as each file's rows come, so a crash keeps the rows of the files already done."""
+    flushed as each file's rows come. ``out`` is written under a temporary name beside it and renamed when every file
+    is done (:func:`finser.outputs.atomic_text`); after a crash the rows done are in that ``.partial`` file."""
 
     def __init__(self, emotions: list[str], out: str | Path | None) -> None:
         self.emotions = emotions
         self.file: TextIO | None = None
-        if out is not None:
+        self._target = None if out is None else atomic_text(out, keep_partial=True)
+        if self._target is not None:
             try:
-                Path(out).parent.mkdir(parents=True, exist_ok=True)
-                self.file = Path(out).open("w", newline="")  # noqa: SIM115 (closed by __exit__)
+                self.file = self._target.__enter__()
             except OSError as error:
                 message = f"out={str(out)!r} cannot be written ({error.strerror}): pass a writable path"
                 raise FinserError(message) from error
@@ -198,8 +212,8 @@ class PredictionWriter:
         return self
 
     def __exit__(self, *exception: object) -> None:
-        if self.file is not None:
-            self.file.close()
+        if self._target is not None:
+            self._target.__exit__(*exception)
 
 
 def duration(path: Path) -> float:

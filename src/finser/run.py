@@ -32,6 +32,7 @@ from finser.errors import FinserError
 from finser.features import N_FFT, SAMPLE_RATE
 from finser.launch import requeued_checkpoint
 from finser.models.checkpoint import load_model, publish_checkpoint, save_checkpoint
+from finser.outputs import atomic_text
 from finser.pipeline import build_task
 from finser.tasks.guards import check_resume
 from finser.tasks.stopping import log_training_stop, training_stop
@@ -111,7 +112,8 @@ def run_dir() -> Path:
 
 def write_results(output_dir: Path, summary: dict[str, Any], results: dict[str, float]) -> None:
     """``results.json`` in the run dir, and its metrics in the log."""
-    (output_dir / "results.json").write_text(json.dumps(summary, indent=2))
+    with atomic_text(output_dir / "results.json") as handle:  # whole or absent: the report reads finished runs
+        handle.write(json.dumps(summary, indent=2))
     log.info("results: %s", json.dumps({k: round(v, 4) for k, v in results.items()}))
 
 
@@ -310,6 +312,11 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     if hasattr(task, "statistics_ready"):
         task.statistics_ready.fill_(True)  # a FIN's output scale comes from its own training data, not this corpus
     results = tested_metrics(cfg, task, datamodule)
+    if not results:
+        raise FinserError(
+            f"ckpt={cfg.ckpt}: nothing was measured (every metric was NaN or missing): the model or the test data is "
+            "unusable; no results.json was written"
+        )
     summary = {**identity, "metrics": results, **results, **getattr(task, "extra_results", {}),
                "evaluated_checkpoint": str(Path(cfg.ckpt).resolve()), "checkpoint_meta": {
                    key: meta.get(key) for key in ("kind", "feature", "arch", "experiment", "head", "run_dir")},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,14 +15,11 @@ from finser.errors import FinserError
 def test_an_unwritable_manifest_folder_is_one_error_and_leaves_no_temporary_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path_open = Path.open
+    def denying_mkstemp(*args: object, dir: str = "", **kwargs: object) -> object:
+        # chmod does not stop root (as in CI): deny creating the file itself
+        raise PermissionError(errno.EACCES, "Permission denied", str(dir))
 
-    def denying_open(path: Path, mode: str = "r", *args: object, **kwargs: object) -> object:
-        if "w" in mode:  # chmod does not stop root (as in CI): deny the write itself
-            raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return path_open(path, mode, *args, **kwargs)
-
-    monkeypatch.setattr(Path, "open", denying_open)
+    monkeypatch.setattr(tempfile, "mkstemp", denying_mkstemp)
     with pytest.raises(FinserError, match=r"cannot write manifest=\S+m\.csv: Permission denied: choose a path"):
         write_manifest([Clip("a.wav", "ravdess", "01", "calm")], tmp_path / "m.csv")
     assert list(tmp_path.iterdir()) == []

@@ -28,6 +28,11 @@ MIN_SAMPLES = N_FFT  # a clip shorter than one window has no frame
 LFS_MAGIC = b"version https://git-lfs"
 BLOCK_FRAMES = 1 << 16  # frames decoded at a time: 3 s at 22,050 Hz, 0.5 MB of float32 in stereo
 DECODING_ERRORS = (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError)
+# The sanity rule every reader applies (indexer, cache builder, predict) before decoding a sample: a header outside it
+# is refused, never decoded (soxr segfaults resampling a 1 Hz file to 22,050 Hz).
+MIN_RATE, MAX_RATE = 4_000, 192_000
+MAX_SECONDS = 2 * 3600  # above predict's hour-long benchmark file; decoded in blocks, so memory stays bounded
+MAX_CHANNELS = 32
 
 
 class AudioError(FinserError):
@@ -87,9 +92,35 @@ def open_audio(path: Path) -> soundfile.SoundFile:
         os.close(descriptor)
         raise
     try:
-        return soundfile.SoundFile(descriptor, closefd=True)  # libsndfile closes the descriptor if this fails
+        handle = soundfile.SoundFile(descriptor, closefd=True)  # libsndfile closes the descriptor if this fails
     except DECODING_ERRORS as error:
         raise AudioError(f"{path}: not readable as audio ({error})") from error
+    try:
+        check_header(path, handle.samplerate, handle.frames, handle.channels)
+    except AudioError:
+        handle.close()
+        raise
+    return handle
+
+
+def check_header(path: Path, sample_rate: int, frames: int, channels: int) -> None:
+    """Refuse a file whose header is outside what any speech clip can be, before a sample is decoded.
+
+    Any channel count up to :data:`MAX_CHANNELS` (downmixed) and any sample format soundfile reads (8-, 16-, 24-,
+    32-bit integer, float, double) are decoded as usual.
+    """
+    if not MIN_RATE <= sample_rate <= MAX_RATE:
+        raise AudioError(
+            f"{path}: its header says {sample_rate:,} Hz, outside the {MIN_RATE:,}-{MAX_RATE:,} Hz any speech "
+            "recording has (a damaged or mislabelled header): re-export it at its true rate"
+        )
+    if frames > MAX_SECONDS * sample_rate:
+        raise AudioError(
+            f"{path}: {frames / sample_rate:,.0f} s is longer than the {MAX_SECONDS:,} s a clip may last: cut it "
+            "into shorter files"
+        )
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise AudioError(f"{path}: {channels} channels, outside the 1-{MAX_CHANNELS} finser downmixes")
 
 
 def native_blocks(handle: soundfile.SoundFile, block_frames: int, path: Path) -> Iterator[np.ndarray]:

@@ -23,7 +23,9 @@ import os
 import shutil
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -72,6 +74,30 @@ def _render_or_reason(path: str, spec: AudioSpec, seed: int) -> np.ndarray | str
         return render(path, spec, seed)
     except AudioError as error:
         return str(error)
+
+
+def _decode_isolated(work: Callable[[str], np.ndarray | str], path: str) -> np.ndarray | str:
+    """One file decoded in a process of its own, so a decoder crash is this file's reason, not the run's end."""
+    with ProcessPoolExecutor(1) as pool:
+        try:
+            return pool.submit(work, path).result()
+        except BrokenProcessPool:
+            return f"{split_tag(path)[0]}: the decoding process died while decoding this file (a crash in the decoder)"
+
+
+def decode_all(work: Callable[[str], np.ndarray | str], paths: list[str], workers: int) -> dict[str, np.ndarray | str]:
+    """Each path's signal or reason. When a worker dies the pool cannot say on which file, so the files not yet
+    decoded are decoded again one process each: the one that kills its process is skipped with that reason."""
+    results: dict[str, np.ndarray | str] = {}
+    try:
+        decoded = track(parallel_map(work, paths, workers), len(paths), "decoding clips", log)
+        for path, result in zip(paths, decoded, strict=False):  # stops early when a worker dies
+            results[path] = result
+    except BrokenProcessPool:
+        remaining = [path for path in paths if path not in results]
+        log.warning("a decoding process died: decoding the %d remaining clips one process each", len(remaining))
+        results.update((path, _decode_isolated(work, path)) for path in remaining)
+    return results
 
 
 class DecodedCache:
@@ -196,8 +222,9 @@ class DecodedCache:
         pending: list[tuple[str, np.ndarray]] = []
         size = 0
         work = partial(_render_or_reason, spec=self.spec, seed=self.seed)
-        results = track(parallel_map(work, paths, self.workers), len(paths), "decoding clips", log)
-        for path, result in zip(paths, results, strict=True):
+        results = decode_all(work, paths, self.workers)
+        for path in paths:
+            result = results[path]
             if isinstance(result, str):
                 failures[path] = result
                 continue

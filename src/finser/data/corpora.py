@@ -363,6 +363,10 @@ SKIP_KINDS = (  # reason fragment → short kind, for the summary line
     ("not readable", "not audio / damaged"),
     ("NaN", "NaN/inf samples"),
     ("shorter than", "too short"),
+    ("its header says", "implausible sample rate"),
+    ("longer than the", "too long"),
+    ("channels, outside", "too many channels"),
+    ("decoding process died", "decoder crash"),
 )
 
 

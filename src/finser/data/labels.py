@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import os
-import uuid
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from finser.errors import FinserError
+from finser.outputs import atomic_text, check_output
 
 EMOTIONS: tuple[str, ...] = ("neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise")
 EMOTION_INDEX: dict[str, int] = {emotion: index for index, emotion in enumerate(EMOTIONS)}
@@ -25,38 +25,42 @@ class Clip:
     split: str = ""
 
 
-def check_manifest_target(path: Path) -> None:
-    """Fail before any work when ``path`` cannot become a manifest file: it is a folder, or lies below a file."""
-    if path.is_dir():
-        raise FinserError(
-            f"cannot write manifest={path}: it is a folder: give a file name, e.g. {path / 'manifest.csv'}"
-        )
+MANIFEST_HEADER = ",".join(field.name for field in fields(Clip))
+
+
+def is_manifest(path: Path) -> bool:
+    """Whether ``path`` starts like a manifest :func:`write_manifest` wrote (which a new one may replace)."""
+    try:
+        with path.open(newline="") as handle:
+            return handle.readline().strip() == MANIFEST_HEADER
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def check_manifest_target(path: Path, overwrite: bool = False) -> None:
+    """Fail before any work when ``path`` cannot become a manifest file: a folder, below a file, or an existing file
+    that is not a manifest (unless ``overwrite``)."""
     blocking = next((parent for parent in path.parents if parent.exists()), None)
     if blocking is not None and not blocking.is_dir():
         raise FinserError(f"cannot write manifest={path}: {blocking} is a file, not a folder: choose another path")
+    check_output(path, "manifest", ours=is_manifest, overwrite=overwrite)
 
 
-def write_manifest(clips: list[Clip], path: Path) -> None:
+def write_manifest(clips: list[Clip], path: Path, overwrite: bool = False) -> None:
     """Write clips as a CSV a person can open; the columns are the Clip fields.
 
     Paths are written absolute, so the manifest reads the same from any working directory. The file appears whole
-    or not at all: a failed write removes its temporary file and says why in one line.
+    or not at all (:func:`finser.outputs.atomic_text`); a failed write says why in one line.
     """
     path = Path(path)
-    check_manifest_target(path)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")  # unique: two writers may race
+    check_manifest_target(path, overwrite)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with temporary.open("w", newline="") as handle:
+        with atomic_text(path) as handle:
             writer = csv.DictWriter(handle, fieldnames=[field.name for field in fields(Clip)])
             writer.writeheader()
             writer.writerows(asdict(replace(clip, path=os.path.abspath(clip.path))) for clip in clips)
-        temporary.replace(path)
     except OSError as error:
         raise FinserError(f"cannot write manifest={path}: {error.strerror}: choose a path you can write to") from error
-    finally:
-        if temporary.exists():
-            temporary.unlink()
 
 
 def read_manifest(path: Path) -> list[Clip]:

@@ -9,6 +9,7 @@ not by ``hydra.utils.instantiate`` (which would honour ``_args_``, ``_partial_``
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 import os
@@ -53,11 +54,34 @@ def model_constructors() -> dict[str, Callable[..., nn.Module]]:
     return {f"{constructor.__module__}.{constructor.__qualname__}": constructor for constructor in allowed}
 
 
+def tensors_checksum(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order: any changed byte changes it."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}\n".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def non_finite(state_dict: Mapping[str, torch.Tensor]) -> list[str]:
+    """The tensors holding a NaN or an infinity: such a model computes NaN, so it is never published or loaded."""
+    return [name for name, tensor in state_dict.items() if not bool(torch.isfinite(tensor).all())]
+
+
 def save_checkpoint(model: nn.Module, model_config: dict[str, Any], path: str | Path, **meta: Any) -> Path:
-    """Write atomically (temporary file + rename), readable by others as the umask allows (a shared FIN folder)."""
+    """Write atomically (temporary file + rename), readable by others as the umask allows (a shared FIN folder).
+
+    The file records the checksum of its tensors (:func:`tensors_checksum`); weights that are not finite are refused.
+    """
     path = Path(path)
+    state_dict = model.state_dict()
+    broken = non_finite(state_dict)
+    if broken:
+        raise FinserError(f"not writing {path}: the model's {', '.join(broken)} hold NaN or inf (training diverged)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT, "model": model_config, "state_dict": model.state_dict(), "meta": meta}
+    payload = {"format": FORMAT, "model": model_config, "state_dict": state_dict, "meta": meta,
+               "checksum": tensors_checksum(state_dict)}  # fmt: skip
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(descriptor)
     try:
@@ -154,7 +178,26 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise FinserError(f"{path} is damaged: its state dict holds something other than tensors")
     check_model_config(payload["model"], path)
     check_meta(payload["meta"], path)
+    check_integrity(payload, path)
     return payload
+
+
+def check_integrity(payload: dict[str, Any], path: str | Path) -> None:
+    """Refuse a file whose tensors differ from the checksum it was published with, or hold NaN or inf.
+
+    Files published before checksums existed load with a warning (their weights are still checked finite).
+    """
+    recorded = payload.get("checksum")
+    if recorded is None:
+        log.warning("%s records no checksum (published by an older finser): its weights cannot be verified", path)
+    elif recorded != tensors_checksum(payload["state_dict"]):
+        raise FinserError(
+            f"{path} is damaged: its weights do not match the checksum it was published with (the file was changed "
+            "or corrupted after publishing): publish it again, or restore it from its .prev.ckpt copy"
+        )
+    broken = non_finite(payload["state_dict"])
+    if broken:
+        raise FinserError(f"{path} is damaged: its {', '.join(broken)} hold NaN or inf: publish it again")
 
 
 def check_meta(meta: dict[str, Any], path: str | Path) -> None:
