@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -30,4 +31,23 @@ class PreemptOnce(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
         if trainer.current_epoch == self.epoch and trainer.ckpt_path is None:
+            os.kill(os.getpid(), signal.SIGUSR2)
+
+
+class PreemptEachAttempt(L.Callback):
+    """SIGUSR2 after the first training step of every epoch but the one an attempt started at, ``times`` times in
+    all: each attempt of a requeued job trains one epoch and is preempted in the next. The epoch each attempt
+    started at is appended to ``folder/attempts.txt``, so a test sees whether a requeue kept the job's progress."""
+
+    def __init__(self, folder: str, times: int) -> None:
+        self.attempts, self.times = Path(folder) / "attempts.txt", times
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self.start_epoch = trainer.current_epoch
+        with self.attempts.open("a") as file:
+            file.write(f"{self.start_epoch}\n")
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
+        started = len(self.attempts.read_text().split())
+        if trainer.current_epoch != self.start_epoch and started <= self.times:
             os.kill(os.getpid(), signal.SIGUSR2)

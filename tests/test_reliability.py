@@ -85,6 +85,25 @@ def test_a_preempted_slurm_job_is_requeued_and_ends_like_an_uninterrupted_run(tm
     assert tested and {key: requeued[key] for key in tested} == pytest.approx({key: whole[key] for key in tested})
 
 
+def test_a_job_preempted_three_times_without_improving_keeps_its_progress(tmp_path: Path, cache_dir: Path) -> None:
+    """The monitor (the epoch number, to be minimised) never improves after epoch 0, so no top-k checkpoint is
+    written after it: last.ckpt must still follow every epoch, or each requeue resumes from epoch 1 again."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    overrides = (*RESUMABLE["fin"], "seed=5", "training.max_epochs=4", "training.limit_train_batches=3",
+                 "callbacks.model_checkpoint.monitor=epoch", "callbacks.model_checkpoint.mode=min",
+                 "callbacks.early_stopping=null")  # fmt: skip
+    run_train(tmp_path / "whole", cache_dir, *overrides)
+    preempt = ("+callbacks.preempt._target_=tests.interrupt.PreemptEachAttempt", "+callbacks.preempt.times=3",
+               "+callbacks.preempt.folder=${paths.output_dir}")  # fmt: skip
+    run_train(tmp_path / "job", cache_dir, "-m", "hydra/launcher=slurm_local", *overrides, *preempt)
+    job = tmp_path / "job" / "multirun" / "0"
+    assert (job / "attempts.txt").read_text().split() == ["0", "1", "2", "3"]
+    whole, requeued = read_results(tmp_path / "whole" / "run"), read_results(job)
+    assert whole["epoch_best_epoch"] == requeued["epoch_best_epoch"] == 0  # the monitor did not improve after 0
+    tested = [key for key in whole["metrics"] if key.startswith(("test/", "eval/"))]
+    assert tested and {key: requeued[key] for key in tested} == pytest.approx({key: whole[key] for key in tested})
+
+
 class StoppedClock:
     """Stands in for ``datetime`` in Hydra's ``${now:...}`` resolver: every call reads the same instant."""
 

@@ -71,6 +71,8 @@ SETTING_RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("training.lr", lambda value: value > 0, "a number > 0 (a negative rate trains by gradient ascent)"),
     ("training.max_epochs", lambda value: value >= 1 and value == int(value), "a whole number >= 1"),
     ("training.batch_size", lambda value: value >= 1 and value == int(value), "a whole number >= 1"),
+    ("training.num_workers", lambda value: value >= 0 and value == int(value), "a whole number >= 0"),
+    ("seed", lambda value: isinstance(value, int) and 0 <= value < 2**32, "a whole number from 0 to 4294967295"),
 )
 
 
@@ -81,10 +83,13 @@ def check_settings(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key)
         try:
             valid = value is not None and not isinstance(value, bool) and bool(test(value))
-        except TypeError:
+        except (TypeError, ValueError, OverflowError):  # a string, nan, inf
             valid = False
         if not valid:
             problems.append(f"{key}={value!r}: expected {expected}")
+    fractions = OmegaConf.select(cfg, "split.fractions")
+    if fractions is not None and not valid_fractions(list(fractions)):
+        problems.append(f"split.fractions={list(fractions)}: expected train, val and test fractions, each > 0, sum 1")
     optimizable, optimized = optimizable_metrics(cfg), cfg.get("optimized_metric")
     if optimized not in optimizable:
         problems.append(
@@ -97,6 +102,12 @@ def check_settings(cfg: DictConfig) -> None:
         problems.append(f"datamodule.audio.duration={duration}: a crop shorter than one {N_FFT}-sample window")
     if problems:
         raise FinserError("impossible settings, nothing was run: " + "; ".join(problems))
+
+
+def valid_fractions(fractions: list[Any]) -> bool:
+    """Three positive fractions summing to 1: an empty validation or test split measures nothing."""
+    numbers = [value for value in fractions if isinstance(value, int | float) and not isinstance(value, bool)]
+    return len(numbers) == len(fractions) == 3 and min(numbers) > 0 and math.isclose(sum(numbers), 1.0)
 
 
 def optimizable_metrics(cfg: DictConfig) -> list[str]:
