@@ -473,8 +473,9 @@ def paired_claim(pairs: np.ndarray, unit: str, claim_is_less: bool) -> str:
     differences = pairs[:, 0] - pairs[:, 1]
     p_value = 1.0 if np.allclose(differences, differences[0]) else float(stats.ttest_rel(*pairs.T).pvalue)
     direction = differences.mean() < 0 if claim_is_less else differences.mean() > 0
-    return (f"Δ = {differences.mean():+.3f} ± {differences.std(ddof=1):.3f} {unit} over {len(pairs)} (fold, seed) "
-            f"pairs, paired t-test p = {p_value:.3f}: {verdict(len(pairs), direction, p_value)}")  # fmt: skip
+    spread = f"{differences.std(ddof=1):.3f}" + (f" {unit}" if unit else "")
+    return (f"Δ = {differences.mean():+.3f} ± {spread} over {len(pairs)} (fold, seed) pairs, paired t-test "
+            f"p = {p_value:.3f}: {verdict(len(pairs), direction, p_value)}")  # fmt: skip
 
 
 def variance_claim(first: list[float], second: list[float]) -> str:
