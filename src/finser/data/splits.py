@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold
 
 from finser.data.augment import augmented_clips
 from finser.data.corpora import esd_official_split
@@ -174,7 +174,8 @@ def fold_partition(corpus: str, clips: Sequence[Clip], folds: int, fold_seed: in
     """The speakers of one corpus cut into ``folds`` test folds by scikit-learn: leave-one-speaker-out when there are
     as many folds as speakers, else StratifiedGroupKFold (speakers as groups, emotions balanced across folds).
 
-    Inside a pool, a corpus with fewer speakers than folds puts one speaker in each of its first folds (TESS's two).
+    Inside a pool, a corpus with fewer speakers than folds puts one speaker in each of its first folds (TESS's two);
+    leave-one-out folds follow the speakers' sorted names.
     """
     speakers = np.array([clip.speaker for clip in clips])
     count = len(set(speakers))
@@ -184,9 +185,8 @@ def fold_partition(corpus: str, clips: Sequence[Clip], folds: int, fold_seed: in
             "tests one speaker or more); lower split.folds"
         )
     if count <= folds:
-        ordered = sorted(set(speakers))
-        random.Random(f"{fold_seed}-{corpus}").shuffle(ordered)
-        return [[speaker] for speaker in ordered] + [[] for _ in range(folds - count)]
+        alone = [sorted(set(speakers[test])) for _, test in LeaveOneGroupOut().split(speakers, groups=speakers)]
+        return alone + [[] for _ in range(folds - count)]
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=fold_seed)
     emotions = [clip.emotion for clip in clips]
     return [sorted(set(speakers[test])) for _, test in splitter.split(speakers, emotions, groups=speakers)]
@@ -233,8 +233,8 @@ def speaker_folds(
     count = folds if folds is not None else next(iter(sizes.values()))
     for corpus, size in sizes.items():
         if size != count:
-            raise FinserError(f"split.folds={count}, but the fixed folds of {corpus!r} defines {size}: "
-                              f"set split.folds={size} or drop the corpus")  # fmt: skip
+            raise FinserError(f"split.folds={count}, but {corpus!r} defines {size} fixed folds (split.fixed."
+                              f"{corpus}): set split.folds={size} or drop the corpus")  # fmt: skip
     if not 0 <= fold < count:
         raise FinserError(f"split.fold={fold}: expected a fold from 0 to {count - 1} (split.folds={count})")
     split: dict[int, str] = {}
