@@ -11,7 +11,8 @@ TEST_WORKERS ?= 2
 .PHONY: install train test test-fast bench bench-scale reproduce reproduce-quick report lint clean
 
 # make reproduce DATASET=combined ROOT=/data/ser ARCH=spectral HEAD=conv1d SPLIT=speaker SEEDS=0,1,2,3,4
-REPRODUCE_VARS = $(foreach v,DATASET ROOT ARCH HEAD SPLIT SEEDS FIN_ARGS SER_ARGS OUT,$(if $($(v)),$(v)='$($(v))'))
+# make reproduce DATASET=ravdess ROOT=/data/ser SPLIT=emobox_folds FOLDS=all NFOLDS=6 FRACTIONS=0.1,0.2,0.5,1.0
+REPRODUCE_VARS = $(foreach v,DATASET ROOT ARCH HEAD SPLIT SEEDS FOLDS NFOLDS FRACTIONS FIN_ARGS SER_ARGS OUT,$(if $($(v)),$(v)='$($(v))'))
 RUNS ?= outputs/reproduce
 
 install: $(STAMP)

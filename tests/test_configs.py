@@ -261,3 +261,21 @@ def test_the_feature_and_fin_arch_options_are_the_package_s_registries() -> None
         assert options == set(registry), group
         for option in options:
             assert OmegaConf.load(CONF / group / f"{option}.yaml").name == option, (group, option)
+
+
+@pytest.mark.parametrize("option", ["speaker_folds", "emobox_folds"])
+def test_speaker_fold_options_build_and_every_variant_trains_on_the_same_fraction(compose_train, option: str) -> None:
+    corpus = "savee" if option == "emobox_folds" else "c"
+    speakers = ["DC", "JE", "JK", "KL"] if option == "emobox_folds" else [f"{s:02d}" for s in range(8)]
+    clips = [Clip(f"{speaker}_{emotion}_{i}.wav", corpus, speaker, emotion)
+             for speaker in speakers for emotion in EMOTIONS for i in range(5)]  # fmt: skip
+    training, identities = [], []
+    for preset in ("ser_baseline", "ser_fin_finetuned", "ser_fin_scratch"):
+        cfg = compose_train(f"experiment={preset}", f"split={option}", "split.fold=1", "datamodule.train_fraction=0.4")
+        settings = {key: cfg.datamodule[key] for key in ("batch_size", "seed", "train_fraction")}
+        module = get_object(cfg.datamodule._target_)(clips, instantiate(cfg.dataset.split), **settings)
+        assert {clip.split for clip in module.clips} == {"train", "val", "test"}
+        training.append({clip.path for clip in module.clips if clip.split == "train"})
+        identities.append(OmegaConf.to_container(cfg.identity, resolve=True))
+    assert training[0] and all(subset == training[0] for subset in training)
+    assert all((identity["fold"], identity["train_fraction"]) == (1, 0.4) for identity in identities)

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from finser.data.labels import EMOTIONS
 from finser.errors import FinserError
 from finser.models.checkpoint import save_checkpoint
 from finser.models.fin import spectral_fin
-from finser.report import read_metrics_csv, write_report
+from finser.report import across_folds, read_metrics_csv, variance_claim, write_report
 
 
 def fake_run(root: Path, name: str, results: dict, curve: list[float] | None = None, metric: str = "") -> None:
@@ -126,3 +127,73 @@ def test_the_report_names_every_run_that_hit_its_cap_while_still_improving(tmp_p
     run = tmp_path / "runs" / "ser_baseline_2"
     assert capped == [f"- **{run}** hit its cap at epoch 150 while val/f1_macro was still improving (last gain 3 "
                       "epoch(s) before): raise training.max_epochs"]  # fmt: skip
+
+
+def test_across_folds_averages_seeds_within_a_fold_then_folds() -> None:
+    folds = [[0.5, 0.7], [0.8], [0.4, 0.6]]
+    entries = [{"fold": fold, "seed": seed, "test/f1_macro": score}
+               for fold, scores in enumerate(folds) for seed, score in enumerate(scores)]  # fmt: skip
+    mean, spread, per_fold = across_folds(entries)
+    assert per_fold == pytest.approx({0: 0.6, 1: 0.8, 2: 0.5})
+    assert mean == pytest.approx((0.6 + 0.8 + 0.5) / 3)
+    deviations = [0.6 - 1.9 / 3, 0.8 - 1.9 / 3, 0.5 - 1.9 / 3]
+    assert spread == pytest.approx((sum(d * d for d in deviations) / 2) ** 0.5)
+
+
+def test_levenes_test_matches_the_hand_computed_statistic() -> None:
+    # |x - mean|: 0.02 0 0.02 (mean 1/75) and 0.1 0 0.1 (mean 1/15), grand mean 0.04:
+    # W = (6 - 2) / (2 - 1) × 3 × 2 × (0.08 / 3)² / (0.8 / 3000 + 20 / 3000) = 32 / 13.
+    line = variance_claim([0.60, 0.62, 0.64], [0.50, 0.60, 0.70])
+    assert f"Levene's W = {32 / 13:.3f}, p = {stats.f.sf(32 / 13, 1, 4):.3f}" in line
+    assert "std 0.020 (3 runs) vs 0.100 (3 runs)" in line and "**not supported**" in line  # p = 0.19
+
+
+def claim_runs(root: Path, seeds: range, folds: range) -> None:
+    """Three variants at two fractions: fine-tuned gains (by varying amounts) at 0.1 only, converges sooner, and
+    one scratch run falls below its linear probe."""
+    for variant in ("baseline", "finetuned", "scratch"):
+        for fraction in (0.1, 1.0):
+            for fold in folds:
+                for seed in seeds:
+                    score = 0.5 + 0.01 * fold + 0.02 * seed
+                    if variant == "finetuned":
+                        score += 0.1 + 0.01 * (fold + seed) if fraction == 0.1 else 0.01 * (-1) ** (fold + seed)
+                    probe = 0.9 if (variant, fraction, fold, seed) == ("scratch", 1.0, 0, 0) else 0.3
+                    rise = 1 + (fold + seed) % 2 if variant == "finetuned" else 4 + seed
+                    curve = [score * min(1.0, (epoch + 1) / rise) for epoch in range(8)]
+                    fake_run(root, f"{variant}_{fraction}_{fold}_{seed}", {
+                        "experiment": f"ser_{variant}", "variant": variant, "head": "conv1d", "seed": seed,
+                        "fold": fold, "train_fraction": fraction, "test/f1_macro": score,
+                        "reference/linear_probe/test/f1_macro": probe}, curve, "val/f1_macro")  # fmt: skip
+
+
+def claim_lines(text: str, claim: str) -> list[str]:
+    section = text.split(f"### {claim}\n\n", 1)[1].split("\n\n##", 1)[0]
+    return [line for line in section.splitlines() if line.startswith("- ")]
+
+
+def test_the_claims_are_tested_with_a_verdict_each(tmp_path: Path) -> None:
+    claim_runs(tmp_path / "runs", seeds=range(2), folds=range(2))
+    text = write_report([tmp_path / "runs"], tmp_path / "report").read_text()
+    little = claim_lines(text, "little data")
+    assert any("fraction 0.1, fine-tuned vs baseline" in line and "over 4 (fold, seed) pairs" in line
+               and "**supported**" in line for line in little)  # fmt: skip
+    assert any("fraction 1.0, fine-tuned vs baseline" in line and "**not supported**" in line for line in little)
+    assert any("fraction 1.0, fine-tuned vs scratch" in line and "3 (fold, seed) pairs" in line for line in little)
+    assert str(tmp_path / "runs" / "scratch_1.0_0_0") in text.split("### little data")[0]  # named, left out
+    faster = claim_lines(text, "faster convergence")
+    epochs = [line for line in faster if "fraction 0.1, fine-tuned vs baseline: epochs" in line]
+    assert len(epochs) == 1 and "Δ = -3.000 ± 0.816 epochs" in epochs[0] and "**supported**" in epochs[0]
+    assert any("Δ = -30.000 ± 8.165 optimiser steps" in line for line in faster)
+    assert len(claim_lines(text, "lower variance")) == 4  # 2 fractions × 2 other variants
+    assert "| finetuned | conv1d | 0.1 | 2 | 2 | 4 |" in text  # across folds: 2 folds, 2 seeds, 4 runs
+    assert "| finetuned | conv1d | 0.1 | 1 | 2 |" in text  # its per-fold row for fold 1
+    assert (tmp_path / "report" / "ser_fractions.png").stat().st_size > 10_000
+
+
+def test_one_seed_is_not_enough_runs_for_any_claim(tmp_path: Path) -> None:
+    claim_runs(tmp_path / "runs", seeds=range(1), folds=range(1))
+    text = write_report([tmp_path / "runs"], tmp_path / "report").read_text()
+    for claim in ("little data", "lower variance", "faster convergence"):
+        lines = claim_lines(text, claim)
+        assert lines and all(line.endswith("**not enough runs**") for line in lines)

@@ -7,7 +7,7 @@ import json
 import logging
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -115,10 +115,15 @@ def _variant_rank(variant: str) -> int:
     return VARIANT_ORDER.index(variant) if variant in VARIANT_ORDER else len(VARIANT_ORDER)
 
 
+def run_key(entry: dict) -> tuple[object, object]:
+    """What pairs two runs: the speaker fold (None without folds) and the seed; at one key both saw the same clips."""
+    return entry.get("fold"), entry.get("seed")
+
+
 def paired_test(first: list[dict], second: list[dict], metric: str = "test/f1_macro") -> str:
-    """Mean difference over seeds both variants ran, with a paired t-test's p-value."""
-    by_seed = {entry.get("seed"): entry[metric] for entry in second if metric in entry}
-    pairs = [(entry[metric], by_seed[entry.get("seed")]) for entry in first if entry.get("seed") in by_seed]
+    """Mean difference over the (fold, seed) pairs both variants ran, with a paired t-test's p-value."""
+    by_seed = {run_key(entry): entry[metric] for entry in second if metric in entry}
+    pairs = [(entry[metric], by_seed[run_key(entry)]) for entry in first if run_key(entry) in by_seed]
     if len(pairs) < 2:
         return f"n = {len(pairs)} paired seeds: too few for a test"
     differences = np.array([a - b for a, b in pairs])
@@ -136,8 +141,8 @@ def probe_entries(entries: list[dict]) -> list[dict]:
     for entry in entries:
         if f"{PROBE}test/f1_macro" in entry:
             scores = {key: entry[PROBE + key] for key, _ in SER_METRICS if PROBE + key in entry}
-            by_seed.setdefault(entry.get("seed"), {"seed": entry.get("seed"), **scores})
-    return sorted(by_seed.values(), key=lambda entry: entry.get("seed") or 0)
+            by_seed.setdefault(run_key(entry), {"seed": entry.get("seed"), "fold": entry.get("fold"), **scores})
+    return sorted(by_seed.values(), key=lambda entry: (entry.get("fold") or 0, entry.get("seed") or 0))
 
 
 def mean_of(entries: list[dict], key: str) -> float:
@@ -208,16 +213,34 @@ def read_metrics_csv(run_dir: str) -> dict[str, list[tuple[int, float]]]:
     A resumed run appends to the file, so it holds every attempt: a value at epoch e replaces what earlier rows
     logged at e and after, and the series reads as the epochs that led to the run's end.
     """
-    path = Path(run_dir) / "csv" / "metrics.csv"
     series: dict[str, dict[int, float]] = defaultdict(dict)
-    if path.exists():
-        with path.open() as handle:
-            for row in csv.DictReader(handle):
-                for name, value in row.items():
-                    if value and name.startswith("val/") and row.get("epoch"):
-                        epoch, points = int(float(row["epoch"])), series[name]
-                        series[name] = {at: kept for at, kept in points.items() if at < epoch} | {epoch: float(value)}
+    for row in metrics_rows(run_dir):
+        for name, value in row.items():
+            if value and name.startswith("val/") and row.get("epoch"):
+                series[name] = latest_attempt(series[name], int(float(row["epoch"])), float(value))
     return {name: sorted(points.items()) for name, points in series.items()}
+
+
+def metrics_rows(run_dir: str) -> list[dict[str, str]]:
+    path = Path(run_dir) / "csv" / "metrics.csv"
+    if not path.exists():
+        return []
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def latest_attempt(points: dict[int, float], epoch: int, value: float) -> dict[int, float]:
+    """A value at ``epoch`` replaces what earlier attempts logged at it and after (a resumed or restarted run)."""
+    return {at: kept for at, kept in points.items() if at < epoch} | {epoch: value}
+
+
+def validation_steps(run_dir: str, metric: str = "val/f1_macro") -> dict[int, int]:
+    """Epoch → the optimiser steps done when ``metric`` was logged for it (the CSV's ``step``), last attempt's."""
+    steps: dict[int, float] = {}
+    for row in metrics_rows(run_dir):
+        if row.get(metric) and row.get("epoch") and row.get("step"):
+            steps = latest_attempt(steps, int(float(row["epoch"])), float(row["step"]))
+    return {epoch: int(step) for epoch, step in steps.items()}
 
 
 def plot_learning_curves(groups: dict[str, list[dict]], metric: str, path: Path, title: str) -> Path | None:
@@ -339,12 +362,197 @@ def stopping_table(results: list[dict]) -> str:
     return table + ("\n\n" + "\n".join(capped) if capped else "\n\nNo run hit its cap while still improving.")
 
 
+ALPHA = 0.05  # the significance level of every verdict
+MIN_RUNS = 3  # fewer runs (or pairs) per side than this: "not enough runs", no verdict
+CLAIM_SHARE = 0.9  # convergence: the first epoch at this share of the run's own best validation macro F1
+
+
+def train_fraction(entry: dict) -> float:
+    """The share of training clips a run kept (``datamodule.train_fraction``; 1.0 before finser recorded it)."""
+    return float(entry.get("train_fraction") or 1.0)
+
+
+def ser_runs(results: list[dict]) -> list[dict]:
+    return [entry for entry in results if str(entry.get("experiment", "")).startswith("ser")]
+
+
+def across_folds(entries: list[dict], metric: str = "test/f1_macro") -> tuple[float, float, dict[object, float]]:
+    """Each fold's mean over its seeds, then their mean and sample std across folds (nan below two folds)."""
+    per_fold: dict[object, list[float]] = defaultdict(list)
+    for entry in entries:
+        if metric in entry:
+            per_fold[entry.get("fold")].append(entry[metric])
+    means = {fold: float(np.mean(values)) for fold, values in sorted(per_fold.items(), key=lambda item: str(item[0]))}
+    values = list(means.values())
+    spread = float(np.std(values, ddof=1)) if len(values) > 1 else math.nan
+    return (float(np.mean(values)) if values else math.nan), spread, means
+
+
+def fold_groups(results: list[dict]) -> dict[tuple[str, str, float], list[dict]]:
+    """SER runs over speaker folds, by (variant, head, train fraction)."""
+    grouped: dict[tuple[str, str, float], list[dict]] = defaultdict(list)
+    for entry in ser_runs(results):
+        if entry.get("fold") is not None:
+            grouped[(entry.get("variant", "?"), entry.get("head", "?"), train_fraction(entry))].append(entry)
+    return dict(sorted(grouped.items(), key=lambda item: (item[0][2], item[0][1], _variant_rank(item[0][0]))))
+
+
+def folds_section(results: list[dict]) -> str:
+    """Mean ± std across folds (each fold averaged over its seeds), per-fold rows, and tests paired by (fold, seed)."""
+    grouped = fold_groups(results)
+    if not grouped:
+        return "_No runs over speaker folds (split=speaker_folds or emobox_folds)._"
+    rows, fold_rows, comparisons = [], [], []
+    for (variant, head, fraction), entries in grouped.items():
+        mean, spread, means = across_folds(entries)
+        seeds = len({entry.get("seed") for entry in entries})
+        rows.append([variant, head, fraction, len(means), seeds, len(entries), f"{mean:.3f}" +
+                     ("" if math.isnan(spread) else f" ± {spread:.3f}")])  # fmt: skip
+        for fold in means:
+            in_fold = [entry["test/f1_macro"] for entry in entries if entry.get("fold") == fold]
+            fold_rows.append([variant, head, fraction, fold, len(in_fold), mean_std(in_fold)])
+        if variant == "finetuned":
+            for other in ("baseline", "scratch"):
+                if (other, head, fraction) in grouped:
+                    comparisons.append(f"- {head} head, train fraction {fraction}, fine-tuned vs {other} (macro F1): "
+                                       f"{paired_test(entries, grouped[(other, head, fraction)])}")  # fmt: skip
+    header = ["variant", "head", "train fraction", "folds", "seeds", "runs", "macro F1 (mean ± std across folds)"]
+    per_fold = markdown_table(
+        ["variant", "head", "train fraction", "fold", "seeds", "macro F1 (over seeds)"], fold_rows
+    )
+    return "\n\n".join([markdown_table(header, rows), "Per fold:", per_fold, "\n".join(comparisons)]).strip()
+
+
+def plot_fractions(results: list[dict], path: Path) -> Path | None:
+    """Test macro F1 against the training fraction, one line per variant · head, ± one std over its runs."""
+    by_line: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for entry in ser_runs(results):
+        if "test/f1_macro" in entry:
+            label = f"{entry.get('variant', '?')} · {entry.get('head', '?')}"
+            by_line[label][train_fraction(entry)].append(entry["test/f1_macro"])
+    if len({fraction for points in by_line.values() for fraction in points}) < 2:
+        return None
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for label, points in sorted(by_line.items(), key=lambda item: _variant_rank(item[0].split(" · ")[0])):
+        fractions = sorted(points)
+        means = [np.mean(points[fraction]) for fraction in fractions]
+        spreads = [np.std(points[fraction], ddof=1) if len(points[fraction]) > 1 else 0.0 for fraction in fractions]
+        axis.errorbar(fractions, means, yerr=spreads, marker="o", capsize=3, label=label)
+    axis.set(xscale="log", xlabel="training fraction (datamodule.train_fraction)", ylabel="test macro F1")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def below_probe(entry: dict) -> bool:
+    """The run scored under its own linear probe: under-trained, so it says nothing about what FINs do."""
+    probe = entry.get(f"{PROBE}test/f1_macro")
+    return probe is not None and entry.get("test/f1_macro", math.inf) < probe
+
+
+def verdict(count: int, claimed_direction: bool, p_value: float) -> str:
+    if count < MIN_RUNS:
+        return "**not enough runs**"
+    return "**supported**" if claimed_direction and p_value < ALPHA else "**not supported**"
+
+
+def paired_values(first: list[dict], second: list[dict], value: Callable[[dict], float | None]) -> np.ndarray:
+    """(first, second) values of the runs both sides ran at one (fold, seed), skipping runs without a value."""
+    others = {run_key(entry): value(entry) for entry in second}
+    pairs = [(value(entry), others.get(run_key(entry))) for entry in first]
+    return np.array([pair for pair in pairs if None not in pair], dtype=float).reshape(-1, 2)
+
+
+def paired_claim(pairs: np.ndarray, unit: str, claim_is_less: bool) -> str:
+    """The mean paired difference (first − second), its paired t-test and the verdict for the claimed sign."""
+    if len(pairs) < MIN_RUNS:
+        return f"{len(pairs)} (fold, seed) pair(s): {verdict(len(pairs), False, 1.0)}"
+    differences = pairs[:, 0] - pairs[:, 1]
+    p_value = 1.0 if np.allclose(differences, differences[0]) else float(stats.ttest_rel(*pairs.T).pvalue)
+    direction = differences.mean() < 0 if claim_is_less else differences.mean() > 0
+    spread = f"{differences.std(ddof=1):.3f}" + (f" {unit}" if unit else "")
+    return (f"Δ = {differences.mean():+.3f} ± {spread} over {len(pairs)} (fold, seed) pairs, paired t-test "
+            f"p = {p_value:.3f}: {verdict(len(pairs), direction, p_value)}")  # fmt: skip
+
+
+def variance_claim(first: list[float], second: list[float]) -> str:
+    """Levene's test (mean-centred, as Levene's original) that the fine-tuned runs' macro F1 varies less."""
+    if min(len(first), len(second)) < MIN_RUNS:
+        return f"{len(first)} and {len(second)} run(s): {verdict(0, False, 1.0)}"
+    spread_first, spread_second = np.std(first, ddof=1), np.std(second, ddof=1)
+    result = stats.levene(first, second, center="mean")
+    p_value = 1.0 if math.isnan(result.pvalue) else float(result.pvalue)
+    return (f"std {spread_first:.3f} ({len(first)} runs) vs {spread_second:.3f} ({len(second)} runs), Levene's "
+            f"W = {result.statistic:.3f}, p = {p_value:.3f}: "
+            f"{verdict(min(len(first), len(second)), spread_first < spread_second, p_value)}")  # fmt: skip
+
+
+def convergence(entry: dict, share: float = CLAIM_SHARE) -> tuple[int, int] | None:
+    """Epochs and optimiser steps until validation macro F1 first reached ``share`` × the run's own best."""
+    curve = read_metrics_csv(entry["run_dir"]).get("val/f1_macro", []) if "run_dir" in entry else []
+    if not curve:
+        return None
+    best = max(value for _, value in curve)
+    epoch = next(epoch for epoch, value in curve if value >= share * best)
+    return epoch + 1, validation_steps(entry["run_dir"]).get(epoch, 0)
+
+
+def compare(finetuned: list[dict], other: list[dict]) -> Iterator[tuple[str, str]]:
+    """(claim, its line) for fine-tuned runs against another variant's at the same head and fraction."""
+    f1 = paired_values(finetuned, other, lambda entry: entry.get("test/f1_macro"))
+    yield "little data", f"test macro F1 {paired_claim(f1, '', claim_is_less=False)}"
+    scores = [[entry["test/f1_macro"] for entry in runs if "test/f1_macro" in entry] for runs in (finetuned, other)]
+    yield "lower variance", f"test macro F1 {variance_claim(*scores)}"
+    for index, unit in ((0, "epochs"), (1, "optimiser steps")):
+        reached = paired_values(finetuned, other, lambda entry, i=index: (convergence(entry) or (None, None))[i])
+        yield (
+            "faster convergence",
+            f"{unit} to {CLAIM_SHARE} × own best val macro F1 " + paired_claim(reached, unit, claim_is_less=True),
+        )
+
+
+def claims_section(results: list[dict]) -> str:
+    """The FIN papers' three claims, each tested on the runs given, fine-tuned FINs against the baseline and against
+    the same network from random weights (scratch); runs below their linear probe are named and left out."""
+    runs = ser_runs(results)
+    left_out = [entry for entry in runs if below_probe(entry)]
+    kept = [entry for entry in runs if not below_probe(entry)]
+    by_setting: dict[tuple[str, str, float], list[dict]] = defaultdict(list)
+    for entry in kept:
+        by_setting[(entry.get("variant", "?"), entry.get("head", "?"), train_fraction(entry))].append(entry)
+    lines: dict[str, list[str]] = defaultdict(list)
+    for (variant, head, fraction), finetuned in sorted(by_setting.items(), key=lambda item: (item[0][1], item[0][2])):
+        for other in ("baseline", "scratch") if variant == "finetuned" else ():
+            setting = f"- {head} head, train fraction {fraction}, fine-tuned vs {other}:"
+            for name, line in compare(finetuned, by_setting.get((other, head, fraction), [])):
+                lines[name].append(f"{setting} {line}")
+    claims = {
+        "little data": "FINs help most with little data: fine-tuned minus the other variant's test macro F1 at each "
+        "training fraction (a larger gain at the small fractions is the claim).",
+        "lower variance": "FINs vary less from run to run: the spread of per-run test macro F1 at each fraction.",
+        "faster convergence": "FINs converge faster: fine-tuned minus the other variant's epochs and steps, paired.",
+    }
+    parts = [f"Verdicts at p < {ALPHA}; fewer than {MIN_RUNS} runs or pairs on a side is not enough runs."]
+    if left_out:
+        parts.append("Left out, below their linear probe (under-trained):\n" + "\n".join(
+            f"- {entry.get('run_dir', '?')} ({entry.get('variant')}, macro F1 {entry['test/f1_macro']:.3f} < probe "
+            f"{entry[f'{PROBE}test/f1_macro']:.3f})" for entry in left_out))  # fmt: skip
+    for name, text in claims.items():
+        found = lines[name] or ["- no fine-tuned runs with a baseline or scratch to compare: **not enough runs**"]
+        parts.append(f"### {name}\n\n{text}\n\n" + "\n".join(found))
+    return "\n\n".join(parts)
+
+
 def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path = "outputs/report") -> Path:
     """Write report.md and its PNG figures under ``out_dir``; returns the report's path."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     results = find_results(run_dirs)
-    grouped = ser_groups(results)
+    full_data = [entry for entry in results if train_fraction(entry) == 1.0]  # fractions: their own section
+    grouped = ser_groups(full_data)
     figures = {
         "FIN prediction vs target (unseen speech)": plot_fin_predictions(results, out_dir / "fin_predictions.png"),
         "FIN validation R² per feature": plot_learning_curves(
@@ -354,6 +562,7 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path = "outputs/
             {group_label(key): entries for key, entries in grouped.items()}, "val/f1_macro",
             out_dir / "ser_learning_curves.png", "SER training"),
         "SER test confusion matrices (summed over seeds)": plot_confusions(grouped, out_dir / "ser_confusion.png"),
+        "SER test macro F1 against the training fraction": plot_fractions(results, out_dir / "ser_fractions.png"),
     }  # fmt: skip
     sections = [
         "# finser report",
@@ -365,7 +574,7 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path = "outputs/
         "## SER\n\nTest metrics as mean ± std over seeds (sample std); paired comparisons match runs by seed. Each "
         "run's linear probe is a logistic regression on the same clips' time-mean exact features (standardised, C "
         "chosen on the validation clips): a network below it has not learned what a linear model finds in its own "
-        "input.\n\n" + ser_table(results),
+        "input.\n\n" + ser_table(full_data),
         "## How the runs stopped\n\nEach run trains until its checkpoint monitor stops improving (patience and "
         "floor in its config), with `training.max_epochs` as a cap.\n\n" + stopping_table(results),
         "## FIN drift\n\nEach FIN's R² against its exact feature on the SER test clips' frames after SER training "
@@ -373,6 +582,9 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path = "outputs/
         "(the published FIN's test split). Frozen FINs do not change: any gap to the bracket is the other frames; "
         "fine-tuned ones show how far SER training moved them off the feature they imitated.\n\n"
         + drift_table(results),
+        "## Across speaker folds\n\nSER runs over speaker folds: each fold's test macro F1 averaged over its "
+        "seeds, then mean ± std across folds; comparisons pair runs by (fold, seed).\n\n" + folds_section(results),
+        "## What the FIN papers claim\n\n" + claims_section(results),
         "## Figures",
         *[f"### {title}\n\n![{title}]({path.name})" for title, path in figures.items() if path is not None],
     ]

@@ -1,5 +1,5 @@
-"""Train/val/test protocols: ``speaker`` (default, actor-disjoint), ``random`` (the study's), ``corpus`` (leave one
-corpus out), ``leaky`` (a warning).
+"""Train/val/test protocols: ``speaker`` (default, actor-disjoint), ``speaker_folds`` (speaker cross-validation),
+``random`` (the study's), ``corpus`` (leave one corpus out), ``leaky`` (a warning).
 
 Each is a function clips → clips with ``split`` set, chosen by ``conf/split/*.yaml``. With ``augment=True`` each
 training clip gains its augmented copies *after* the split, so a copy always sits in its source clip's split.
@@ -11,8 +11,11 @@ import logging
 import random
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+
+import numpy as np
+from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold
 
 from finser.data.augment import augmented_clips
 from finser.data.corpora import esd_official_split
@@ -165,3 +168,90 @@ def leaky_split(
     warnings.warn(LEAKY_WARNING, UserWarning, stacklevel=2)
     originals = [replace(clip, split="") for clip in clips]
     return stratified_files(originals + augmented_clips(originals), seed, fractions)
+
+
+def fold_partition(corpus: str, clips: Sequence[Clip], folds: int, fold_seed: int, pooled: bool) -> list[list[str]]:
+    """The speakers of one corpus cut into ``folds`` test folds by scikit-learn: leave-one-speaker-out when there are
+    as many folds as speakers, else StratifiedGroupKFold (speakers as groups, emotions balanced across folds).
+
+    Inside a pool, a corpus with fewer speakers than folds puts one speaker in each of its first folds (TESS's two);
+    leave-one-out folds follow the speakers' sorted names.
+    """
+    speakers = np.array([clip.speaker for clip in clips])
+    count = len(set(speakers))
+    if count < folds and not pooled:
+        raise FinserError(
+            f"corpus {corpus!r} has {count} speaker(s): split.folds={folds} needs at least that many (each fold "
+            "tests one speaker or more); lower split.folds"
+        )
+    if count <= folds:
+        alone = [sorted(set(speakers[test])) for _, test in LeaveOneGroupOut().split(speakers, groups=speakers)]
+        return alone + [[] for _ in range(folds - count)]
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=fold_seed)
+    emotions = [clip.emotion for clip in clips]
+    return [sorted(set(speakers[test])) for _, test in splitter.split(speakers, emotions, groups=speakers)]
+
+
+def fixed_partition(corpus: str, clips: Sequence[Clip], published: Sequence[Sequence[str]]) -> list[list[str]]:
+    """A published partition (e.g. EmoBox's) restricted to the speakers this corpus holds; every speaker it holds
+    must be in one fold of it, or the folds would not cover the corpus."""
+    present = {clip.speaker for clip in clips}
+    listed = [str(speaker) for members in published for speaker in members]
+    unlisted = sorted(present - set(listed))
+    if unlisted or len(listed) != len(set(listed)):
+        raise FinserError(
+            f"speaker(s) {', '.join(unlisted) or 'listed twice'} of {corpus!r} are in none or several of the "
+            f"{len(published)} fixed folds of split.fixed.{corpus}: give each speaker exactly one fold"
+        )
+    return [[str(speaker) for speaker in members if str(speaker) in present] for members in published]
+
+
+def speaker_folds(
+    clips: Sequence[Clip],
+    folds: int | None = 4,
+    fold: int = 0,
+    seed: int = 0,
+    fold_seed: int = 0,
+    val_fraction: float = 0.15,
+    fixed: Mapping[str, Sequence[Sequence[str]]] | None = None,
+    augment: bool = False,
+) -> list[Clip]:
+    """Speaker cross-validation: per corpus, test on the speakers of fold ``fold`` of ``folds``, and deal the
+    remaining speakers to train or val by ``seed`` (stratified by emotion, as :func:`speaker_split`).
+
+    The folds depend on ``fold_seed`` alone, so every seed and variant tests fold ``fold`` on the same speakers; a
+    corpus in ``fixed`` uses that published partition instead (``folds`` null: its length).
+    """
+    fixed = dict(fixed or {})
+    corpora = by_corpus(clips)
+    sizes = {corpus: len(fixed[corpus]) for corpus in corpora if corpus in fixed}
+    if folds is None and len(set(sizes.values())) != 1:
+        raise FinserError(
+            f"split.folds=null takes the number of folds from split.fixed, but the run's corpora define "
+            f"{sizes or 'none'}: set split.folds=K"
+        )
+    count = folds if folds is not None else next(iter(sizes.values()))
+    for corpus, size in sizes.items():
+        if size != count:
+            raise FinserError(f"split.folds={count}, but {corpus!r} defines {size} fixed folds (split.fixed."
+                              f"{corpus}): set split.folds={size} or drop the corpus")  # fmt: skip
+    if not 0 <= fold < count:
+        raise FinserError(f"split.fold={fold}: expected a fold from 0 to {count - 1} (split.folds={count})")
+    split: dict[int, str] = {}
+    for corpus, members in corpora.items():
+        partition = (
+            fixed_partition(corpus, members, fixed[corpus])
+            if corpus in fixed
+            else fold_partition(corpus, members, count, fold_seed, pooled=len(corpora) > 1)
+        )
+        tested = set(partition[fold])
+        if corpus in fixed and not tested:
+            raise FinserError(
+                f"fold {fold} of {corpus!r} tests speakers {', '.join(map(str, fixed[corpus][fold]))}, and the "
+                f"corpus holds none of them: choose another split.fold"
+            )
+        rest = [clip for clip in members if clip.speaker not in tested]
+        assignment = deal_speakers(corpus, rest, seed, (1 - val_fraction, val_fraction), pooled=len(corpora) > 1,
+                                   splits=("train", "val")) if rest else {}  # fmt: skip
+        split.update({id(clip): "test" if clip.speaker in tested else assignment[clip.speaker] for clip in members})
+    return with_augmented([replace(clip, split=split[id(clip)]) for clip in clips], augment)

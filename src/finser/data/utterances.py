@@ -17,7 +17,8 @@ tagged copies included, in memory or through the decoded cache (``cache_dir``).
 from __future__ import annotations
 
 import logging
-from collections import Counter
+import random
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from finser.data.audio import STUDY_CROP, AudioSpec
+from finser.data.augment import split_tag
 from finser.data.cache import DecodedCache
 from finser.data.frames import EpochSampler, cached_usable, load_clips, named_sets
 from finser.data.labels import EMOTION_INDEX, EMOTIONS, Clip
@@ -97,6 +99,27 @@ def collate(items: Sequence[Utterance]) -> dict[str, torch.Tensor | list[str]]:
     }
 
 
+def train_subset(clips: Sequence[Clip], fraction: float, seed: int) -> list[Clip]:
+    """Keep ``fraction`` of the training clips per corpus × speaker × emotion (at least one each), val and test
+    untouched; augmented copies follow their source clip.
+
+    Each group is shuffled by ``seed`` alone and cut at its first ``fraction``, so at one seed a smaller fraction is
+    a subset of a larger one, and every variant trained at that seed sees the same clips.
+    """
+    if not 0 < fraction <= 1:
+        raise FinserError(f"datamodule.train_fraction={fraction}: expected a fraction in (0, 1], e.g. 0.1")
+    groups: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for clip in clips:
+        if clip.split == "train" and split_tag(clip.path)[1] == "original":
+            groups[(clip.corpus, clip.speaker, clip.emotion)].append(clip.path)
+    kept = set()
+    for key, paths in sorted(groups.items()):
+        order = sorted(paths)
+        random.Random("-".join((str(seed), *key))).shuffle(order)
+        kept.update(order[: max(1, round(fraction * len(order)))])
+    return [clip for clip in clips if clip.split != "train" or split_tag(clip.path)[0] in kept]
+
+
 def class_counts(emotions: Sequence[int], n_classes: int = len(EMOTIONS)) -> torch.Tensor:
     """Clips per emotion index (zeros for emotions a set lacks)."""
     counts = Counter(emotions)
@@ -146,11 +169,13 @@ class UtteranceDataModule(L.LightningDataModule):
         augment_seed: int = 0,
         balanced_sampling: bool = False,
         seed: int = 0,
+        train_fraction: float = 1.0,
     ) -> None:
         """``audio`` shapes every clip (default: the study's crop); ``cache_dir`` reads clips from a decoded cache
-        on disk instead of RAM; ``seed`` orders the training clips of each epoch."""
+        on disk instead of RAM; ``seed`` orders the training clips of each epoch and, with ``train_fraction`` below
+        1, draws the training subset (:func:`train_subset`)."""
         super().__init__()
-        self.clips = split(clips)
+        self.clips = train_subset(split(clips), train_fraction, seed)
         self.eval_clips = dict(eval_clips or {})
         self.batch_size = batch_size
         self.num_workers = num_workers
