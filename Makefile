@@ -10,8 +10,9 @@ TEST_WORKERS ?= 2
 
 .PHONY: install train test test-fast bench reproduce reproduce-quick report lint clean
 
-# make reproduce DATASET=combined ROOT=/data/ser ARCH=spectral HEAD=conv1d SPLIT=speaker SEEDS=0,1,2,3,4
-REPRODUCE_VARS = $(foreach v,DATASET ROOT ARCH HEAD SPLIT SEEDS FIN_ARGS SER_ARGS OUT,$(if $($(v)),$(v)='$($(v))'))
+# make reproduce DATASET=combined ROOT=/data/ser ARCH=spectral HEAD=conv1d SPLIT=speaker SEEDS=0,1,2,3,4 (CONTROLS=1:
+# also the closed-form FIN, SincNet and LEAF controls, docs/ser.md)
+REPRODUCE_VARS = $(foreach v,DATASET ROOT ARCH HEAD SPLIT SEEDS FIN_ARGS SER_ARGS OUT CONTROLS,$(if $($(v)),$(v)='$($(v))'))
 RUNS ?= outputs/reproduce
 
 install: $(STAMP)

@@ -4,6 +4,7 @@
 #   DATASET (combined)  ROOT (dataset.root; empty for the embedded corpus)  ARCH (spectral)  HEAD (conv1d)
 #   SPLIT (speaker)  SEEDS (0,1,2,3,4)  FIN_ARGS / SER_ARGS (extra overrides, e.g. training.max_epochs=5)
 #   OUT (outputs/reproduce/<time>)  REPORT (outputs/report)
+#   CONTROLS (empty; 1 also runs ser_fin_closed_form, ser_sincnet and ser_leaf on the same seeds: docs/ser.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -26,5 +27,12 @@ echo "== SER: four ablations x seeds $SEEDS, ser_head=$HEAD -> $OUT/ser"
 # shellcheck disable=SC2086
 "$PYTHON" train.py -m experiment=ser_baseline,ser_fin_frozen,ser_fin_finetuned,ser_fin_scratch "seed=$SEEDS" \
   "ser_head=$HEAD" "fin_arch=$ARCH" "${data[@]}" "hydra.sweep.dir=$OUT/ser" ${SER_ARGS:-}
+
+if [[ -n "${CONTROLS:-}" ]]; then
+  echo "== SER controls: closed-form spectral FINs, SincNet, LEAF x seeds $SEEDS, ser_head=$HEAD -> $OUT/controls"
+  # shellcheck disable=SC2086
+  "$PYTHON" train.py -m experiment=ser_fin_closed_form,ser_sincnet,ser_leaf "seed=$SEEDS" "ser_head=$HEAD" \
+    fin_arch=spectral "${data[@]}" "hydra.sweep.dir=$OUT/controls" ${SER_ARGS:-}
+fi
 
 "$PYTHON" scripts/report.py "$OUT" --out "$REPORT"
