@@ -10,9 +10,10 @@ TEST_WORKERS ?= 2
 
 .PHONY: install train test test-fast bench bench-scale reproduce reproduce-quick report lint clean
 
-# make reproduce DATASET=combined ROOT=/data/ser ARCH=spectral HEAD=conv1d SPLIT=speaker SEEDS=0,1,2,3,4
+# make reproduce DATASET=combined ROOT=/data/ser ARCH=spectral HEAD=conv1d SPLIT=speaker SEEDS=0,1,2,3,4 (CONTROLS=1:
+# also the closed-form FIN, SincNet and LEAF controls, docs/ser.md)
 # make reproduce DATASET=ravdess ROOT=/data/ser SPLIT=emobox_folds FOLDS=all NFOLDS=6 FRACTIONS=0.1,0.2,0.5,1.0
-REPRODUCE_VARS = $(foreach v,DATASET ROOT ARCH HEAD SPLIT SEEDS FOLDS NFOLDS FRACTIONS FIN_ARGS SER_ARGS OUT,$(if $($(v)),$(v)='$($(v))'))
+REPRODUCE_VARS = $(foreach v,DATASET ROOT ARCH HEAD SPLIT SEEDS FOLDS NFOLDS FRACTIONS FIN_ARGS SER_ARGS OUT CONTROLS,$(if $($(v)),$(v)='$($(v))'))
 RUNS ?= outputs/reproduce
 
 install: $(STAMP)

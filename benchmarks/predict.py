@@ -24,7 +24,7 @@ def tiny_ser_checkpoint(path: Path) -> Path:
 
     head = OmegaConf.load(REPO / "conf" / "ser_head" / "conv1d.yaml").net
     config = {"_target_": "finser.models.ser.SERModel", "front_end": {"_target_": "finser.models.ser.ExactFrontEnd"},
-              "head": OmegaConf.to_container(head)}  # fmt: skip
+              "head": OmegaConf.to_container(head, resolve=True)}  # fmt: skip
     meta = {"kind": "ser", "emotions": list(EMOTIONS), "clip_samples": 55_125, "sample_rate": 22_050}
     return save_checkpoint(instantiate(config), config, path, **meta)
 

@@ -7,6 +7,7 @@
 #   FOLDS (empty: one speaker split; all, or a list like 0,2: the SER runs over those speaker folds, SPLIT then
 #   defaults to speaker_folds)  NFOLDS (4; with SPLIT=emobox_folds the corpus's count: RAVDESS 6, SAVEE 4, ESD 5)
 #   FRACTIONS (1.0; e.g. 0.1,0.2,0.5,1.0: datamodule.train_fraction of every SER run)
+#   CONTROLS (empty; 1 also runs ser_fin_closed_form, ser_sincnet and ser_leaf on the same seeds: docs/ser.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -36,5 +37,12 @@ echo "== SER: four ablations x seeds $SEEDS x folds ${FOLDS:-none} x fractions $
 # shellcheck disable=SC2086
 "$PYTHON" train.py -m experiment=ser_baseline,ser_fin_frozen,ser_fin_finetuned,ser_fin_scratch "seed=$SEEDS" \
   "ser_head=$HEAD" "fin_arch=$ARCH" "${data[@]}" "${ser[@]}" "hydra.sweep.dir=$OUT/ser" ${SER_ARGS:-}
+
+if [[ -n "${CONTROLS:-}" ]]; then
+  echo "== SER controls: closed-form spectral FINs, SincNet, LEAF x seeds $SEEDS, ser_head=$HEAD -> $OUT/controls"
+  # shellcheck disable=SC2086
+  "$PYTHON" train.py -m experiment=ser_fin_closed_form,ser_sincnet,ser_leaf "seed=$SEEDS" "ser_head=$HEAD" \
+    fin_arch=spectral "${data[@]}" "hydra.sweep.dir=$OUT/controls" ${SER_ARGS:-}
+fi
 
 "$PYTHON" scripts/report.py "$OUT" --out "$REPORT"

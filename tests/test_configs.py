@@ -36,11 +36,14 @@ OPTIONS = [
     for option in sorted(group.glob("*.yaml"))
 ]
 SER_PRESETS = ["ser_baseline", "ser_fin_frozen", "ser_fin_finetuned", "ser_fin_scratch"]
+CONTROL_PRESETS = ["ser_fin_closed_form", "ser_sincnet", "ser_leaf"]  # the controls beside the FINs
 WITH = {  # options made for another's setting (front_end: an SER preset's defaults add the group)
     ("hparams_search", "ser_optuna"): ["experiment=ser_fin_finetuned"],
     ("task", "ser"): ["experiment=ser_fin_finetuned"],
     ("front_end", "exact"): ["experiment=ser_fin_frozen"],
     ("front_end", "fin"): ["experiment=ser_baseline"],
+    ("front_end", "sincnet"): ["experiment=ser_baseline"],
+    ("front_end", "leaf"): ["experiment=ser_baseline"],
 }
 
 
@@ -111,7 +114,7 @@ def test_every_fin_builds_from_its_config(compose_train, feature: str, arch: str
 
 
 @pytest.mark.parametrize("head", ["conv1d", "temporal"])
-@pytest.mark.parametrize("experiment", SER_PRESETS)
+@pytest.mark.parametrize("experiment", SER_PRESETS + CONTROL_PRESETS)
 def test_every_ser_preset_builds_with_every_head(compose_train, experiment: str, head: str) -> None:
     cfg = compose_train(f"experiment={experiment}", f"ser_head={head}")
     assert cfg.identity.head == head and cfg.task.net.head._target_ == cfg.ser_head.net._target_

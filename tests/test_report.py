@@ -197,3 +197,29 @@ def test_one_seed_is_not_enough_runs_for_any_claim(tmp_path: Path) -> None:
     for claim in ("little data", "lower variance", "faster convergence"):
         lines = claim_lines(text, claim)
         assert lines and all(line.endswith("**not enough runs**") for line in lines)
+
+
+def test_the_front_end_table_costs_each_front_end_and_pairs_it_with_the_fine_tuned_fins(tmp_path: Path) -> None:
+    from hydra.utils import instantiate
+
+    root = tmp_path / "runs"
+    config = {"_target_": "finser.models.ser.SERModel", "compress": {"_target_": "finser.models.frontends.LogPower"},
+              "front_end": {"_target_": "finser.models.frontends.SincNetFrontEnd", "n_filters": 64},
+              "head": {"_target_": "finser.models.ser.Conv1dHead", "n_features": 64}}  # fmt: skip
+    checkpoint = save_checkpoint(instantiate(config), config, tmp_path / "ser_model.ckpt", kind="ser",
+                                 emotions=list(EMOTIONS))  # fmt: skip
+    scores = {"finetuned": [0.60, 0.64, 0.62], "sincnet": [0.50, 0.58, 0.51]}
+    for variant, values in scores.items():
+        for seed, f1 in enumerate(values):
+            fake_run(root, f"{variant}_{seed}", {
+                "experiment": f"ser_{variant}", "variant": variant, "head": "conv1d", "seed": seed,
+                "test/f1_macro": f1, "reference/linear_probe/test/f1_macro": PROBE_F1[seed],
+                "checkpoint": str(checkpoint) if variant == "sincnet" else "",
+            })  # fmt: skip
+    report = write_report([root], tmp_path / "report").read_text()
+    section = report.split("## Front-ends")[1].split("##")[0]
+    (row,) = [line for line in section.splitlines() if line.startswith("| SincNet")]
+    differences = np.subtract(scores["sincnet"], scores["finetuned"])
+    assert "| 128 |" in row  # two learnable cut-offs per filter, a log has none
+    assert f"Δ = {differences.mean():+.3f} ± {differences.std(ddof=1):.3f} over 3 seeds" in row
+    assert f"{np.mean(PROBE_F1):.3f}" in row

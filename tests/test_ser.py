@@ -84,3 +84,17 @@ def test_ddp_on_two_cpu_processes_counts_every_shard_per_corpus(tmp_path: Path, 
     results = read_results(tmp_path / "run")
     assert results["test/acc/synthetic"] == pytest.approx(results["test/acc"])
     assert sum(map(sum, results["test/confusion"])) >= 8  # all test clips (DDP may pad with a repeat)
+
+
+@pytest.mark.parametrize("experiment", ["ser_fin_closed_form", "ser_sincnet", "ser_leaf"])
+def test_each_control_preset_trains_publishes_and_predicts(tmp_path: Path, cache_dir: Path, experiment: str) -> None:
+    """No FIN file anywhere: none of the controls loads one. Its published model then scores a clip in predict.py."""
+    run_train(tmp_path, cache_dir, f"experiment={experiment}", "logger=csv")
+    results = read_results(tmp_path / "run")
+    assert results["experiment"] == experiment and "test/f1_macro" in results
+    assert not (tmp_path / "fins").exists()
+    clip = next((cache_dir / "synthetic").rglob("*.wav"))
+    command = [sys.executable, str(REPO / "predict.py"), f"ckpt={results['checkpoint']}", f"audio={clip}"]
+    scored = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert scored.returncode == 0, scored.stderr
+    assert scored.stdout.splitlines()[1].split(",")[1] in EMOTIONS

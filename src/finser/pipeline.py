@@ -24,7 +24,7 @@ from finser.errors import FinserError
 
 log = logging.getLogger(__name__)
 
-FRONT_END_INITS = ("pretrained", "random")
+FRONT_END_INITS = ("pretrained", "random", "closed_form")
 
 
 class FrontEnd(Protocol):
@@ -37,6 +37,8 @@ class FrontEnd(Protocol):
     def load_pretrained(self, paths: Mapping[str, Path]) -> dict[str, dict]: ...
 
     def randomize_(self) -> None: ...
+
+    def check_closed_form(self) -> None: ...
 
 
 def pretrain_command(feature: str, arch: str, fin_dir: Path, default_fin_dir: Path | None = None) -> str:
@@ -96,7 +98,8 @@ class LoadedFINs:
 @dataclass(frozen=True)
 class FrontEndWeights:
     """How a FIN front-end starts: ``pretrained`` (the published FINs in ``fin_dir``, pre-trained first with
-    ``pretrain_missing``) or ``random`` (every weight redrawn: the control without pre-training)."""
+    ``pretrain_missing``), ``random`` (every weight redrawn: the control without pre-training) or ``closed_form``
+    (as constructed: the spectral FINs' closed-form construction, no pre-training and nothing redrawn)."""
 
     init: str = "pretrained"
     fin_dir: str | Path = "outputs/fins"
@@ -113,6 +116,9 @@ class FrontEndWeights:
         """Load or redraw ``front_end``'s weights in place; returns what was loaded."""
         if self.init == "random":
             front_end.randomize_()
+            return LoadedFINs()
+        if self.init == "closed_form":
+            front_end.check_closed_form()
             return LoadedFINs()
         paths = front_end.checkpoint_paths(self.fin_dir)
         ensure_fin_checkpoints(

@@ -188,6 +188,58 @@ def ser_table(results: list[dict]) -> str:
     return table + ("\n\n" + "\n".join(comparisons) if comparisons else "")
 
 
+FRONT_ENDS = {  # variant → what its front-end is, in the front-end table's order
+    "baseline": "exact features",
+    "frozen": "FINs, pre-trained, frozen",
+    "finetuned": "FINs, pre-trained, fine-tuned",
+    "scratch": "FINs, random init, trained",
+    "closed_form": "spectral FINs at their closed form, fine-tuned",
+    "sincnet": "SincNet, mel init, trained",
+    "leaf": "LEAF, mel init, trained",
+}
+
+
+def front_end_cost(checkpoint: str) -> tuple[int, float]:
+    """Parameters of a published SER model's front-end and its compression, and their operations per frame."""
+    from finser.models.checkpoint import load_model
+    from finser.models.cost import operations_per_frame
+
+    net = load_model(checkpoint)[0]
+    frames = torch.randn(16, 2048)  # counts do not depend on the values
+    values = net.front_end(frames).detach().unsqueeze(0)  # one clip of 16 frames for the compression
+    parameters = sum(p.numel() for p in [*net.front_end.parameters(), *net.compress.parameters()])
+    return parameters, operations_per_frame(net.front_end, frames) + operations_per_frame(net.compress, values) / 16
+
+
+def by_run(entries: list[dict]) -> list[dict]:
+    """Entries keyed for pairing by seed and, where the runs are folds, fold too."""
+    return [{**entry, "seed": (entry.get("seed"), entry.get("fold"))} for entry in entries]
+
+
+def front_end_table(results: list[dict]) -> str:
+    """One row per front-end (variant), head and held-out corpus: its cost (parameters and operations per frame of
+    the front-end and its compression), test macro F1 over seeds and folds, its linear probe, and a paired test
+    against the fine-tuned FINs of the same setting."""
+    grouped = {key: entries for key, entries in ser_groups(results).items() if key[0] in FRONT_ENDS}
+    if not grouped:
+        return "_No SER runs found._"
+    rows = []
+    order = sorted(grouped, key=lambda key: (key[2], key[1], list(FRONT_ENDS).index(key[0])))
+    for variant, head, held_out in order:
+        entries = grouped[(variant, head, held_out)]
+        checkpoint = next((e["checkpoint"] for e in entries if Path(e.get("checkpoint") or "").is_file()), None)
+        parameters, operations = front_end_cost(checkpoint) if checkpoint else (0, math.nan)
+        finetuned = grouped.get(("finetuned", head, held_out))
+        versus = paired_test(by_run(entries), by_run(finetuned)) if finetuned and variant != "finetuned" else ""
+        probe = [entry[f"{PROBE}test/f1_macro"] for entry in entries if f"{PROBE}test/f1_macro" in entry]
+        rows.append([FRONT_ENDS[variant], head, held_out, len(entries), f"{parameters:,}", f"{operations / 1e6:.3g}",
+                     mean_std([e["test/f1_macro"] for e in entries if "test/f1_macro" in e]), mean_std(probe),
+                     versus])  # fmt: skip
+    header = ["front-end", "head", "held-out corpus", "runs", "params", "MFLOP/frame (all ops)", "macro F1 test",
+              "its linear probe", "vs fine-tuned FINs (paired)"]  # fmt: skip
+    return markdown_table(header, rows)
+
+
 def drift_table(results: list[dict]) -> str:
     """Each FIN's R² against its feature on the SER test clips after SER training, mean ± std over seeds, with
     its R² in pre-training (the published FIN's test R²) in brackets."""
@@ -575,6 +627,11 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path = "outputs/
         "run's linear probe is a logistic regression on the same clips' time-mean exact features (standardised, C "
         "chosen on the validation clips): a network below it has not learned what a linear model finds in its own "
         "input.\n\n" + ser_table(full_data),
+        "## Front-ends\n\nEvery front-end under the same data, split, head, schedule and seeds (docs/ser.md, 'The "
+        "controls'): its parameters and operations per frame (front-end and compression, all ops counted as for the "
+        "FINs), test macro F1 as mean ± std over seeds (and folds where run), the linear probe of the same clips, and "
+        "the paired difference to the fine-tuned FINs (runs matched by seed and fold).\n\n"
+        + front_end_table(full_data),
         "## How the runs stopped\n\nEach run trains until its checkpoint monitor stops improving (patience and "
         "floor in its config), with `training.max_epochs` as a cap.\n\n" + stopping_table(results),
         "## FIN drift\n\nEach FIN's R² against its exact feature on the SER test clips' frames after SER training "

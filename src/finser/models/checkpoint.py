@@ -38,7 +38,7 @@ def model_constructors() -> dict[str, Callable[..., nn.Module]]:
 
     Imported here rather than at module load: ``finser.models.ser`` imports this module.
     """
-    from finser.models import fin, ser
+    from finser.models import fin, frontends, ser
 
     allowed = [
         fin.build_fin,
@@ -50,6 +50,10 @@ def model_constructors() -> dict[str, Callable[..., nn.Module]]:
         ser.LogMel,
         ser.Conv1dHead,
         ser.TemporalHead,
+        frontends.SincNetFrontEnd,
+        frontends.LeafFrontEnd,
+        frontends.LogPower,
+        frontends.PCEN,
     ]
     return {f"{constructor.__module__}.{constructor.__qualname__}": constructor for constructor in allowed}
 

@@ -352,6 +352,9 @@ FIN_ARCHITECTURES: dict[str, Callable[..., FIN]] = {
     "fc": functools.partial(study_fin, convolutional=False),
 }
 
+# The architectures whose constructor builds the feature's closed form (fin.init=closed_form starts from it).
+CLOSED_FORM_ARCHITECTURES = ("spectral",)
+
 
 def build_fin(feature: str, arch: str = "spectral", **options: object) -> FIN:
     """The ``arch`` FIN of ``feature`` (``fin_arch=<arch>``); options go to that architecture's constructor."""

@@ -21,7 +21,7 @@ from torch import nn
 from finser.errors import FinserError
 from finser.features import FEATURE_DIMS, FEATURES, HOP_LENGTH, N_FFT, compute_all, frame_signal
 from finser.models.checkpoint import load_model
-from finser.models.fin import build_fin
+from finser.models.fin import CLOSED_FORM_ARCHITECTURES, build_fin
 
 N_CLASSES = 8
 N_FEATURES = sum(FEATURE_DIMS[feature] for feature in FEATURES)  # 162
@@ -106,6 +106,15 @@ class FINFrontEnd(nn.Module):
             metas[feature] = meta
         return metas
 
+    def check_closed_form(self) -> None:
+        """Refuse ``fin.init=closed_form`` for FINs whose constructor draws random weights (conv, fc)."""
+        if self.arch not in CLOSED_FORM_ARCHITECTURES:
+            raise FinserError(
+                f"fin.init=closed_form starts the FINs at their feature's closed form, which only fin_arch="
+                f"{' or '.join(CLOSED_FORM_ARCHITECTURES)} constructs; fin_arch={self.arch} starts at random: pass "
+                f"fin_arch={CLOSED_FORM_ARCHITECTURES[0]}, or fin.init=random for the {self.arch} FINs' own control"
+            )
+
     @torch.no_grad()
     def randomize_(self, generator: torch.Generator | None = None) -> None:
         """Redraw every FIN weight at random, keeping each tensor's scale; buffers (masks, scales) stay.
@@ -128,6 +137,11 @@ class FINFrontEnd(nn.Module):
         return [group for feature in self.features for group in self.fins[feature].parameter_groups(lr)]
 
 
+def log_power(values: torch.Tensor, floor: float = MEL_FLOOR) -> torch.Tensor:
+    """log10 of a power, floored: power spans ~10 decades, its log a few units the heads' batch norms can take."""
+    return torch.log10(values.clamp_min(0) + floor)
+
+
 class LogMel(nn.Module):
     """log10 of the mel power (floored at ``MEL_FLOOR``), the other 34 values unchanged: the same for both
     front-ends, so the normalisation never differs between ablations."""
@@ -140,7 +154,7 @@ class LogMel(nn.Module):
     def forward(self, values: torch.Tensor) -> torch.Tensor:
         if self.mel is None:
             return values
-        mel = torch.log10(values[..., self.mel].clamp_min(0) + self.floor)
+        mel = log_power(values[..., self.mel], self.floor)
         return torch.cat([values[..., : self.mel.start], mel, values[..., self.mel.stop :]], dim=-1)
 
 
