@@ -97,10 +97,13 @@ def run_train(
     check: bool = True,
     wandb_mode: str | None = "offline",
     script: str = "train.py",
+    full_error: bool = True,
 ) -> subprocess.CompletedProcess:
     """Run `python train.py` (or ``script``, e.g. eval.py) as a user would, with outputs under ``tmp_path``, no network
     and no terminal to ask questions on (``wandb_mode=None`` leaves W&B to finser's own default)."""
     env = {**os.environ, "HYDRA_FULL_ERROR": "1", "PYTHONUNBUFFERED": "1"}
+    if not full_error:  # as a user runs it: Hydra's short error report
+        env.pop("HYDRA_FULL_ERROR")
     env.pop("WANDB_MODE", None)
     if wandb_mode is not None:
         env["WANDB_MODE"] = wandb_mode

@@ -7,9 +7,11 @@ logging, before a wrong config key has been reported.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TextIO, TypeVar
 
 Item = TypeVar("Item")
@@ -65,3 +67,25 @@ def track(
             rate = done / max(now - start, 1e-9)
             logger.info("%s: %d/%d, %.1f/s, ~%.0f s left", description, done, total, rate, (total - done) / rate)
             last = now
+
+
+@contextmanager
+def finser_errors_as_messages() -> Iterator[None]:
+    """End a single run on a :class:`~finser.errors.FinserError` with its message alone and exit code 1.
+
+    Hydra would print a dozen traceback frames before the one line the user has to act on; ``HYDRA_FULL_ERROR=1``
+    keeps them, as it does for Hydra's own errors. In a sweep the error stays an exception, so the launcher or
+    sweeper records that job as failed the way it always has.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from finser.errors import FinserError
+
+    try:
+        yield
+    except FinserError as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or HydraConfig.get().mode != RunMode.RUN:
+            raise
+        logging.getLogger("finser").error("%s", error)
+        raise SystemExit(1) from None
