@@ -9,7 +9,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from finser.console import finser_errors_as_messages
+from finser.console import reported_run
 from finser.launch import prepare_entry_point
 
 prepare_entry_point(Path(__file__).parent)  # before Hydra composes (resolvers, FINSER_ROOT) and torch loads
@@ -19,7 +19,7 @@ prepare_entry_point(Path(__file__).parent)  # before Hydra composes (resolvers, 
 def main(cfg: DictConfig) -> None:
     from finser.run import evaluate  # after composing: a wrong key fails before the torch and Lightning imports
 
-    with finser_errors_as_messages():
+    with reported_run():
         evaluate(cfg)
 
 

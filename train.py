@@ -5,7 +5,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from finser.console import finser_errors_as_messages
+from finser.console import reported_run
 from finser.launch import prepare_entry_point
 
 prepare_entry_point(Path(__file__).parent)  # before Hydra composes (resolvers, FINSER_ROOT) and torch loads
@@ -17,7 +17,7 @@ def main(cfg: DictConfig) -> float | None:
     # ~5 s of torch and Lightning imports.
     from finser.run import run
 
-    with finser_errors_as_messages():
+    with reported_run():
         metrics = run(cfg)
     return metrics.get(cfg.get("optimized_metric", ""))
 

@@ -58,13 +58,17 @@ def test_gradient_ascent_is_refused_before_any_work(tmp_path: Path, cache_dir: P
 
 
 @pytest.mark.parametrize("script", ["train.py", "eval.py"])
-def test_a_finser_error_is_printed_as_its_message_alone(tmp_path: Path, cache_dir: Path, script: str) -> None:
+def test_a_finser_error_prints_its_message_alone_and_marks_the_run_failed(
+    tmp_path: Path, cache_dir: Path, script: str
+) -> None:
     """What the user must fix, without Hydra's traceback frames before it; HYDRA_FULL_ERROR=1 still shows them."""
     setting = "training.num_workers=-1" if script == "train.py" else f"ckpt={tmp_path / 'missing.ckpt'}"
     short = run_train(tmp_path, cache_dir, setting, check=False, script=script, full_error=False)
     assert short.returncode == 1 and "Traceback" not in short.stderr and "Error executing job" not in short.stderr
     errors = [line for line in short.stderr.splitlines() if "[ERROR]" in line or line.startswith("error:")]
     assert len(errors) == 1 and (setting.split("=")[0] in errors[0] or "missing.ckpt" in errors[0]), short.stderr
+    assert "FinserError" in (tmp_path / "run" / "FAILED").read_text()  # the run dir says it failed, and why
+    assert not (tmp_path / "run" / "results.json").exists()
     full = run_train(tmp_path, cache_dir, setting, check=False, script=script)
     assert full.returncode == 1 and "Traceback" in full.stderr and "FinserError" in full.stderr
 

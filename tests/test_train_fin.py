@@ -18,7 +18,9 @@ from tests.conftest import REPO, read_results, run_train, speech_like_frames, wa
 
 
 def test_default_fin_run_publishes_a_checkpoint_that_loads_back(tmp_path: Path, cache_dir: Path) -> None:
-    run_train(tmp_path, cache_dir)
+    result = run_train(tmp_path, cache_dir)
+    assert result.stderr.count(f"run dir: {tmp_path / 'run'}\n") == 2  # at the start and at the end
+    assert not (tmp_path / "run" / "FAILED").exists()
     results = read_results(tmp_path / "run")
     assert (results["experiment"], results["feature"], results["arch"], results["variant"]) == (
         "fin", "mfcc", "spectral", "pretrain",

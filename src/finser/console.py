@@ -70,22 +70,33 @@ def track(
 
 
 @contextmanager
-def finser_errors_as_messages() -> Iterator[None]:
-    """End a single run on a :class:`~finser.errors.FinserError` with its message alone and exit code 1.
+def reported_run() -> Iterator[None]:
+    """What a person watching a ``train.py`` or ``eval.py`` run needs around it.
 
-    Hydra would print a dozen traceback frames before the one line the user has to act on; ``HYDRA_FULL_ERROR=1``
-    keeps them, as it does for Hydra's own errors. In a sweep the error stays an exception, so the launcher or
-    sweeper records that job as failed the way it always has.
+    The run dir on a line of its own at the start and at the end (where to look); a run that fails leaves its run
+    dir marked by ``FAILED`` (the reason), so nobody mistakes it for one still running; a
+    :class:`~finser.errors.FinserError` ends a single run with its message alone and exit code 1. Hydra would print a
+    dozen traceback frames before the one line the user has to act on; ``HYDRA_FULL_ERROR=1`` keeps them, as it does
+    for Hydra's own errors. In a sweep the error stays an exception, so the launcher or sweeper records that job as
+    failed the way it always has.
     """
+    from pathlib import Path
+
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     from finser.errors import FinserError
 
+    hydra = HydraConfig.get()
+    run_dir = Path(hydra.runtime.output_dir)
+    logger = logging.getLogger("finser")
+    logger.info("run dir: %s", run_dir)
     try:
         yield
-    except FinserError as error:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1" or HydraConfig.get().mode != RunMode.RUN:
+    except BaseException as error:
+        (run_dir / "FAILED").write_text(f"{type(error).__name__}: {error}\n")
+        if not isinstance(error, FinserError) or os.environ.get("HYDRA_FULL_ERROR") == "1" or hydra.mode != RunMode.RUN:
             raise
-        logging.getLogger("finser").error("%s", error)
+        logger.error("%s", error)
         raise SystemExit(1) from None
+    logger.info("run dir: %s", run_dir)
