@@ -24,7 +24,7 @@ from finser.data.labels import EMOTIONS, Clip
 from finser.features import FEATURE_DIMS, FEATURES
 from finser.models.checkpoint import model_constructors
 from finser.models.fin import FIN_ARCHITECTURES
-from finser.run import check_settings
+from finser.run import check_settings, data_signature
 from finser.tasks.stopping import ConvergenceStop
 from tests.conftest import REPO
 
@@ -282,3 +282,12 @@ def test_speaker_fold_options_build_and_every_variant_trains_on_the_same_fractio
         identities.append(OmegaConf.to_container(cfg.identity, resolve=True))
     assert training[0] and all(subset == training[0] for subset in training)
     assert all((identity["fold"], identity["train_fraction"]) == (1, 0.4) for identity in identities)
+
+
+def test_the_data_a_fin_was_trained_on_is_told_apart(compose_train) -> None:
+    """What decides whether two published FINs' validation scores compare (publish_checkpoint's why_kept)."""
+    default = data_signature(compose_train())
+    assert data_signature(compose_train("feature=rms", "fin_arch=conv")) == default  # the same data for every FIN
+    smoke = compose_train("dataset.index.n_speakers=3", "dataset.index.clips_per_emotion=1")
+    assert data_signature(smoke) != default
+    assert data_signature(compose_train("split=random")) != default

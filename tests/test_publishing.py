@@ -145,3 +145,29 @@ def test_within_a_sweep_only_a_better_trial_replaces_the_file(tmp_path: Path) ->
     assert not (tmp_path / "rms_spectral.prev.ckpt").exists()
     with torch.no_grad():
         assert torch.equal(read_checkpoint(path)["state_dict"]["log_weight"], net.state_dict()["log_weight"])
+
+
+@pytest.mark.parametrize(
+    ("data", "best", "force", "replaced"),
+    [("other", 0.99, False, False), ("same", 0.80, False, False), ("same", 0.90, False, True),
+     ("same", 0.95, False, True), ("other", 0.50, True, True)],
+)  # fmt: skip
+def test_outside_a_sweep_only_an_at_least_as_good_model_of_the_same_data_replaces_a_published_fin(
+    tmp_path: Path, data: str, best: float, force: bool, replaced: bool
+) -> None:
+    """A smoke run (other data, or worse on validation) keeps its model in its run dir; force_publish overrides."""
+    path = tmp_path / "rms_spectral.ckpt"
+
+    def publish(data: str, best: float, run_dir: str, force: bool = False) -> Path | None:
+        validation = {"monitor": "val/r2", "mode": "max", "best": best, "epoch": 0}
+        net, config = spectral_fin("rms"), {**MFCC_CONFIG, "feature": "rms"}
+        meta = {"kind": "fin", "sweep": None, "data": data, "validation": validation, "run_dir": run_dir}
+        return publish_checkpoint(net, config, path, force=force, **meta)
+
+    assert publish("same", 0.90, "shared run") == path
+    before = path.read_bytes()
+    assert (publish(data, best, "new run", force) == path) is replaced
+    assert read_checkpoint(path)["meta"]["run_dir"] == ("new run" if replaced else "shared run")
+    assert (tmp_path / "rms_spectral.prev.ckpt").exists() is replaced
+    if not replaced:
+        assert path.read_bytes() == before

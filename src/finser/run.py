@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import math
@@ -170,6 +171,13 @@ def validation_score(trainer: L.Trainer) -> dict[str, Any] | None:
         epoch = torch.load(callback.best_model_path, map_location="cpu", weights_only=True, mmap=True).get("epoch")
     return {"monitor": callback.monitor, "mode": callback.mode, "best": float(callback.best_model_score),
             "epoch": epoch, "path": callback.best_model_path}  # fmt: skip
+
+
+def data_signature(cfg: DictConfig) -> str:
+    """Which data a model was trained and validated on (corpus, its size and split): validation scores of two
+    published models compare only when this is the same."""
+    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    return hashlib.sha256(json.dumps(dataset, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def provenance(output_dir: Path) -> dict[str, Any]:
@@ -363,11 +371,14 @@ def publish(
         **getattr(task, "publish_meta", {}),  # what inference needs beyond the net (SER: emotions, clip length)
         "validation": validation,
         "stop": stop,
+        "data": data_signature(cfg),
         **provenance(output_dir),
     }
     net_config = OmegaConf.to_container(cfg.task.net, resolve=True)
-    published = publish_checkpoint(task.net, net_config, intended, **meta) if shared and not withheld else None
-    if published is None:  # the run dir is its place, it is withheld, or an earlier trial of this sweep scored better
+    published = None  # kept in the run dir: its place, withheld, or the published file stays (why_kept)
+    if shared and not withheld:
+        published = publish_checkpoint(task.net, net_config, intended, force=cfg.get("force_publish", False), **meta)
+    if published is None:
         published = save_checkpoint(task.net, net_config, output_dir / intended.name if shared else intended, **meta)
     log.info("published %s", published)
     summary = {

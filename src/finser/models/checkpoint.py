@@ -115,13 +115,33 @@ def improves(new: Mapping[str, Any] | None, old: Mapping[str, Any] | None) -> bo
     return new["best"] > old["best"] if new.get("mode") == "max" else new["best"] < old["best"]
 
 
-def publish_checkpoint(model: nn.Module, model_config: dict[str, Any], path: str | Path, **meta: Any) -> Path | None:
+def why_kept(new: Mapping[str, Any], old: Mapping[str, Any]) -> str | None:
+    """Why a published file must not be replaced by a new run's model outside a sweep, or None.
+
+    Scores are comparable only on the same data; a file published before finser recorded its data (or its score)
+    can be replaced, as before.
+    """
+    if old.get("data") and new.get("data") and old["data"] != new["data"]:
+        return "it was trained on other data (dataset or split settings differ)"
+    new_score, old_score = new.get("validation") or {}, old.get("validation") or {}
+    comparable = new_score and old_score and new_score.get("monitor") == old_score.get("monitor")
+    if comparable and improves(old_score, new_score):
+        return f"it scored better on validation ({old_score.get('best')}) than this run ({new_score.get('best')})"
+    return None
+
+
+def publish_checkpoint(
+    model: nn.Module, model_config: dict[str, Any], path: str | Path, force: bool = False, **meta: Any
+) -> Path | None:
     """Publish into a shared folder (``paths.fin_dir``), replacing an existing file only as an explicit, logged act.
 
     The file replaced is kept beside it (:func:`previous_path`) unless an earlier trial of the same sweep
     (``meta["sweep"]``) wrote it; within a sweep a trial replaces only a file of a worse validation score
     (``meta["validation"]``), so the sweep ends with its best trial published, whatever order trials finish in.
-    Returns the path written, or None when an earlier trial of this sweep scored better (nothing written).
+    Outside a sweep a run replaces a published file only when it was trained on the same data (``meta["data"]``)
+    and is at least as good on validation (:func:`why_kept`): a smoke run never replaces the model the SER
+    presets load. ``force`` replaces it anyway. Returns the path written, or None when the published file is
+    kept (nothing written: the model belongs in its run dir).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,6 +158,11 @@ def publish_checkpoint(model: nn.Module, model_config: dict[str, Any], path: str
                     "kept %s: %s of this sweep scored better on validation (%s) than this run (%s)",
                     path, old.get("run_dir"), old.get("validation"), meta.get("validation"),
                 )  # fmt: skip
+                return None
+            reason = None if force or same_sweep else why_kept(meta, old)
+            if reason:
+                log.warning("kept the published %s (made by %s): %s; force_publish=true replaces it", path,
+                            old.get("run_dir", "an unknown run"), reason)  # fmt: skip
                 return None
             if not same_sweep:
                 os.replace(path, previous_path(path))
