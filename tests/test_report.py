@@ -189,6 +189,7 @@ def test_the_claims_are_tested_with_a_verdict_each(tmp_path: Path) -> None:
     assert "| finetuned | conv1d | 0.1 | 2 | 2 | 4 |" in text  # across folds: 2 folds, 2 seeds, 4 runs
     assert "| finetuned | conv1d | 0.1 | 1 | 2 |" in text  # its per-fold row for fold 1
     assert (tmp_path / "report" / "ser_fractions.png").stat().st_size > 10_000
+    assert "(fold, seed) pairs, paired t-test" in text.split("## SER", 1)[1].split("\n## ", 1)[0]  # not 'seeds'
 
 
 def test_one_seed_is_not_enough_runs_for_any_claim(tmp_path: Path) -> None:

@@ -124,14 +124,15 @@ def paired_test(first: list[dict], second: list[dict], metric: str = "test/f1_ma
     """Mean difference over the (fold, seed) pairs both variants ran, with a paired t-test's p-value."""
     by_seed = {run_key(entry): entry[metric] for entry in second if metric in entry}
     pairs = [(entry[metric], by_seed[run_key(entry)]) for entry in first if run_key(entry) in by_seed]
+    unit = "seeds" if all(entry.get("fold") is None for entry in first) else "(fold, seed) pairs"
     if len(pairs) < 2:
-        return f"n = {len(pairs)} paired seeds: too few for a test"
+        return f"n = {len(pairs)} paired {unit}: too few for a test"
     differences = np.array([a - b for a, b in pairs])
     if np.allclose(differences, differences[0]):
-        return f"Δ = {differences.mean():+.3f} over {len(pairs)} seeds (identical differences: no variance to test)"
+        return f"Δ = {differences.mean():+.3f} over {len(pairs)} {unit} (identical differences: no variance to test)"
     p_value = stats.ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue
     spread = differences.std(ddof=1)
-    return f"Δ = {differences.mean():+.3f} ± {spread:.3f} over {len(pairs)} seeds, paired t-test p = {p_value:.3f}"
+    return f"Δ = {differences.mean():+.3f} ± {spread:.3f} over {len(pairs)} {unit}, paired t-test p = {p_value:.3f}"
 
 
 def probe_entries(entries: list[dict]) -> list[dict]:
