@@ -24,7 +24,8 @@ data=("dataset=$DATASET" "paths.fin_dir=$OUT/fins")
 if [[ -n "${ROOT:-}" ]]; then data+=("dataset.root=$ROOT"); fi
 # FINs see no emotion label: they pre-train once on the speaker split, whatever folds the SER runs cross.
 fin_split=$([[ "$SPLIT" == *folds ]] && echo speaker || echo "$SPLIT")
-ser=("split=$SPLIT" "datamodule.train_fraction=$FRACTIONS")
+# ++: a -m sweep composes its primary config before any job picks its experiment (the FIN default has no such key).
+ser=("split=$SPLIT" "++datamodule.train_fraction=$FRACTIONS")
 if [[ "${FOLDS:-}" == all ]]; then FOLDS=$(seq -s, 0 $((NFOLDS - 1))); fi
 if [[ -n "${FOLDS:-}" ]]; then ser+=("split.folds=$NFOLDS" "split.fold=$FOLDS"); fi
 
