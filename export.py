@@ -8,35 +8,23 @@ from __future__ import annotations
 
 import sys
 
-from finser.errors import FinserError
+from finser.cli import Key, exit_code, parse_keys
 
-KEYS = {"ckpt": None, "format": None, "out": None}
+KEYS = {"ckpt": Key(required=True), "format": Key(required=True), "out": Key()}
+USAGE = f"usage: {__doc__.splitlines()[0].split(': ', 1)[1]}"
 
 
-def parse(argv: list[str]) -> dict[str, str | None]:
-    options = dict(KEYS)
-    for argument in argv:
-        key, separator, value = argument.partition("=")
-        if not separator or key not in KEYS:
-            raise FinserError(f"unknown argument {argument!r}: expected key=value with key in {', '.join(KEYS)}")
-        options[key] = value
-    missing = [key for key in ("ckpt", "format") if not options[key]]
-    if missing:
-        raise FinserError(f"missing {' and '.join(missing)}: usage: {__doc__.splitlines()[0].split(': ', 1)[1]}")
-    return options
+def export_command(argv: list[str]) -> int:
+    options = parse_keys(argv, KEYS, USAGE)
+    from finser.export import TOLERANCE, export  # after parsing: a usage error needs no torch import
+
+    path, difference = export(options["ckpt"], options["format"], options["out"])
+    print(f"{path} (max difference from PyTorch {difference:.3g}, tolerance {TOLERANCE:g} relative)")
+    return 0
 
 
 def main(argv: list[str]) -> int:
-    try:
-        options = parse(argv)
-        from finser.export import TOLERANCE, export  # after parsing: a usage error needs no torch import
-
-        path, difference = export(options["ckpt"], options["format"], options["out"])
-    except FinserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"{path} (max difference from PyTorch {difference:.3g}, tolerance {TOLERANCE:g} relative)")
-    return 0
+    return exit_code(lambda: export_command(argv))
 
 
 if __name__ == "__main__":

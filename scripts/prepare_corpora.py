@@ -14,24 +14,19 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+from finser.cli import Key, exit_code, parse_keys
 from finser.data.corpora import CORPORA, STUDY_CORPORA, no_clips_message, scan, summarise_skipped
 from finser.data.labels import EMOTIONS, Clip, check_manifest_target, write_manifest
 from finser.errors import FinserError
 
 DATASETS: dict[str, tuple[str, ...]] = {name: (name,) for name in CORPORA} | {"combined": STUDY_CORPORA}
-USAGE = "usage: python scripts/prepare_corpora.py dataset=NAME dataset.root=DIR manifest=OUT.csv"
-
-
-def parse_arguments(arguments: list[str]) -> dict[str, str]:
-    """``key=value`` pairs, as on a Hydra command line; the three keys are required."""
-    pairs = dict(argument.split("=", 1) for argument in arguments if "=" in argument)
-    missing = [key for key in ("dataset", "dataset.root", "manifest") if key not in pairs]
-    unknown = set(pairs) - {"dataset", "dataset.root", "manifest", "overwrite"}
-    if missing or unknown or len(pairs) != len(arguments):
-        raise FinserError(f"missing or malformed arguments {missing or arguments}\n{USAGE}")
-    if pairs["dataset"] not in DATASETS:
-        raise FinserError(f"unknown dataset {pairs['dataset']!r}: choose from {', '.join(DATASETS)}")
-    return pairs
+USAGE = "usage: python scripts/prepare_corpora.py dataset=NAME dataset.root=DIR manifest=OUT.csv [overwrite=true]"
+KEYS = {
+    "dataset": Key(required=True),
+    "dataset.root": Key(required=True),
+    "manifest": Key(required=True),
+    "overwrite": Key("false", kind="bool"),
+}
 
 
 def count_table(clips: list[Clip]) -> str:
@@ -48,19 +43,16 @@ def count_table(clips: list[Clip]) -> str:
     return "\n".join(lines)
 
 
-def main(arguments: list[str]) -> int:
-    try:
-        options = parse_arguments(arguments)
-        names, manifest = DATASETS[options["dataset"]], Path(options["manifest"])
-        overwrite = options.get("overwrite", "false").lower() in {"1", "true", "yes"}
-        check_manifest_target(manifest, overwrite)  # before the scan, which decodes every file
-        index = scan(options["dataset.root"], names)
-        if not index.clips:
-            raise FinserError(no_clips_message(options["dataset.root"], names, index))
-        write_manifest(index.clips, manifest, overwrite)
-    except FinserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+def prepare(arguments: list[str]) -> int:
+    options = parse_keys(arguments, KEYS, USAGE)
+    if options["dataset"] not in DATASETS:
+        raise FinserError(f"unknown dataset {options['dataset']!r}: choose from {', '.join(DATASETS)}")
+    names, manifest = DATASETS[options["dataset"]], Path(options["manifest"])
+    check_manifest_target(manifest, options["overwrite"])  # before the scan, which decodes every file
+    index = scan(options["dataset.root"], names)
+    if not index.clips:
+        raise FinserError(no_clips_message(options["dataset.root"], names, index))
+    write_manifest(index.clips, manifest, options["overwrite"])
     print(f"# {options['dataset']}: {len(index.clips)} usable clips under {options['dataset.root']}\n")
     print(count_table(index.clips))
     print(
@@ -71,6 +63,10 @@ def main(arguments: list[str]) -> int:
         print(f"- {entry.path}: {entry.reason}")
     print(f"\nwrote {options['manifest']} ({len(index.clips)} rows)")
     return 0
+
+
+def main(arguments: list[str]) -> int:
+    return exit_code(lambda: prepare(arguments))
 
 
 if __name__ == "__main__":

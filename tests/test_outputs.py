@@ -60,7 +60,7 @@ def test_predict_never_overwrites_its_inputs_or_a_foreign_file(
     foreign.write_text("keep me")
     target = {"ckpt": ser_checkpoint, "audio": clip, "foreign": foreign}[victim]
     before = target.read_bytes()
-    assert predict_main([f"ckpt={ser_checkpoint}", f"audio={clip}", f"out={target}"]) == 2
+    assert predict_main([f"ckpt={ser_checkpoint}", f"audio={clip}", f"out={target}"]) == 1
     assert target.read_bytes() == before
     assert f"out={target}" in capsys.readouterr().err
 
@@ -76,7 +76,7 @@ def test_predict_replaces_its_own_predictions_and_foreign_files_when_told(
     foreign.write_text("replace me")
     assert predict_main([f"ckpt={ser_checkpoint}", f"audio={clip}", f"out={foreign}", "overwrite=true"]) == 0
     assert foreign.read_text().startswith("path,emotion,probability,")
-    assert predict_main([f"ckpt={ser_checkpoint}", f"audio={clip}", f"out={ser_checkpoint}", "overwrite=true"]) == 2
+    assert predict_main([f"ckpt={ser_checkpoint}", f"audio={clip}", f"out={ser_checkpoint}", "overwrite=true"]) == 1
 
 
 def test_a_manifest_replaces_a_manifest_but_no_other_file(tmp_path: Path) -> None:

@@ -85,6 +85,7 @@ def reported_run() -> Iterator[None]:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from finser.cli import EXIT_ERROR
     from finser.errors import FinserError
 
     hydra = HydraConfig.get()
@@ -98,5 +99,5 @@ def reported_run() -> Iterator[None]:
         if not isinstance(error, FinserError) or os.environ.get("HYDRA_FULL_ERROR") == "1" or hydra.mode != RunMode.RUN:
             raise
         logger.error("%s", error)
-        raise SystemExit(1) from None
+        raise SystemExit(EXIT_ERROR) from None
     logger.info("run dir: %s", run_dir)
