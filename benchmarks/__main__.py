@@ -1,13 +1,14 @@
 """finser's benchmark: feature targets, FIN cost, training throughput, start-up, the data pipeline and prediction.
 
-    python -m benchmarks [--out outputs/bench] [--quick] [--skip-startup] [--skip-data] [--baseline-rev REV]
-                         [--epoch-rev REV] [--skip-steps] [--scale F]
+    python -m benchmarks [--out outputs/bench] [--overwrite] [--quick] [--skip-startup] [--skip-data]
+                         [--baseline-rev REV] [--epoch-rev REV] [--skip-steps] [--scale F]
 
 Every ratio is measured side by side in one run, on the same inputs, with the same threads (torch, MKL, OpenMP and
 numba at 2): each timing is the best of several repeats, so other work on the machine inflates numbers rather than
 deflates them; the features' speed-ups over librosa are medians of ratios taken turn by turn (``side_by_side``).
 Writes ``bench.md`` (the tables) and ``bench.json`` (the same numbers) under ``--out``; ``bench.json`` after each
-section, so an interrupted run keeps what it measured.
+section, so an interrupted run keeps what it measured. A folder whose bench.md finser did not write is refused
+unless ``--overwrite``.
 
 Sections (one module each, see ``benchmarks/__init__.py``): (1) exact features (``finser.features``) vs librosa per
 file and per 2048-sample frame, plus the torch code of ``--baseline-rev`` (the first, unoptimised version) for
@@ -32,6 +33,11 @@ from pathlib import Path
 
 from benchmarks import REPO
 from benchmarks.timing import THREADS, machine, set_threads
+from finser.cli import EXIT_ERROR
+from finser.errors import FinserError
+from finser.outputs import atomic_text, check_output_folder, first_line_is
+
+TITLE = "# finser benchmark"
 
 
 def main(arguments: list[str]) -> int:
@@ -43,6 +49,7 @@ def main(arguments: list[str]) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "outputs" / "bench")
+    parser.add_argument("--overwrite", action="store_true", help="replace bench.md/bench.json finser did not write")
     parser.add_argument("--quick", action="store_true", help="fewer files and repeats (a smoke run)")
     parser.add_argument("--skip-startup", action="store_true")
     parser.add_argument("--skip-data", action="store_true")
@@ -58,6 +65,11 @@ def main(arguments: list[str]) -> int:
     options = parser.parse_args(arguments)
 
     torch.set_num_threads(THREADS)
+    try:
+        check_output_folder(options.out, "--out", ["bench.md", "bench.json"], first_line_is(TITLE), options.overwrite)
+    except FinserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_ERROR
     options.out.mkdir(parents=True, exist_ok=True)
     results: dict = {"machine": machine()}
     n_files, repeats = (12, 3) if options.quick else (32, 5)
@@ -110,7 +122,7 @@ def main(arguments: list[str]) -> int:
 
     info = results["machine"]
     head = [
-        "# finser benchmark",
+        TITLE,
         "",
         f"Machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, GPU: {info['gpu']}; torch "
         f"{info['torch']}, librosa {info['librosa']}, Python {info['python']}; {THREADS} threads everywhere. Load "
@@ -118,7 +130,8 @@ def main(arguments: list[str]) -> int:
         "makes timings slower, never faster: each is the best of several repeats).",
     ]
     body = [f"\n## {title}\n\n{text}" for title, text in sections]
-    (options.out / "bench.md").write_text("\n".join(head + body) + "\n")
+    with atomic_text(options.out / "bench.md") as handle:
+        handle.write("\n".join(head + body) + "\n")
     print("\n".join(head + body))
     return 0
 

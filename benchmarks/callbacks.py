@@ -21,9 +21,35 @@ class StepTimer(L.Callback):
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_index) -> None:
         self.times.append(time.perf_counter())
 
+    def gaps(self) -> list[float]:
+        """Seconds between consecutive steps, after the first (which can include one-off work)."""
+        return sorted(later - earlier for earlier, later in zip(self.times[1:], self.times[2:], strict=False))
+
     def per_step(self) -> float:
-        gaps = [later - earlier for earlier, later in zip(self.times[1:], self.times[2:], strict=False)]
-        return min(gaps)  # the first gap can include one-off work; the best step is the machine's rate
+        return self.gaps()[0]  # the best step is the machine's rate
+
+    def median_step(self) -> float:
+        return self.gaps()[len(self.gaps()) // 2]
+
+
+def timed_fit(task: L.LightningModule, steps: int, accelerator: str = "cpu", precision: str = "32-true", **data):
+    """Fit ``task`` for ``steps`` training steps through a real Lightning Trainer (one device, no validation, logger
+    or checkpoints) on ``data`` (``train_dataloaders=`` or ``datamodule=``); its :class:`StepTimer`."""
+    timer = StepTimer()
+    trainer = L.Trainer(
+        accelerator=accelerator,
+        devices=1,
+        precision=precision,
+        max_steps=steps,
+        limit_val_batches=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+    )
+    trainer.fit(task, **data)
+    return timer
 
 
 class FirstStepTimer(L.Callback):

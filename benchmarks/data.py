@@ -17,7 +17,6 @@ import argparse
 import json
 import multiprocessing
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import REPO
+from benchmarks.timing import peak_rss_mb, section_process
 from finser.cores import usable_cores
 from finser.data import layouts
 from finser.data.audio import STUDY_CROP
@@ -37,10 +36,6 @@ from finser.report import markdown_table
 
 FULL_CLIPS = 12_161
 SPEEDUP_CLIPS = 48  # clips augmented by 1 and by N workers for the speed-up row
-
-
-def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
 
 
 def timed(function, *arguments):
@@ -128,17 +123,7 @@ def run_benchmark(scale: float = 0.05, serve_scale: float = 1.0, workers: int | 
 def run(scale: float, serve_scale: float, timeout: int) -> dict:
     """``python -m benchmarks.data`` in a process of its own (its peak RSS is the pipeline's alone): its dict, or
     ``{"error": ...}`` when it failed or ran past ``timeout`` seconds."""
-    with tempfile.TemporaryDirectory(prefix="finser-bench-data-") as temporary:
-        out = Path(temporary) / "data.json"
-        command = [sys.executable, "-m", "benchmarks.data", "--scale", str(scale), "--serve-scale", str(serve_scale),
-                   "--json", str(out)]  # fmt: skip
-        try:
-            result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return {"error": f"benchmarks.data took over {timeout} s"}
-        if result.returncode != 0 or not out.exists():
-            return {"error": f"benchmarks.data failed ({result.returncode}): {result.stderr[-1500:]}"}
-        return json.loads(out.read_text())
+    return section_process("benchmarks.data", ["--scale", str(scale), "--serve-scale", str(serve_scale)], timeout)
 
 
 def table(results: dict) -> str:

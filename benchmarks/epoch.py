@@ -1,7 +1,8 @@
 """One fine-tuned SER epoch through Lightning, timed in its own process: ``python -m benchmarks.epoch '{json}'``.
 
 Section 8 runs it with ``finser`` imported from this checkout and from an older revision's ``src/`` (PYTHONPATH), so
-only the APIs both have are used: ``SERModel``, ``FINFrontEnd``, ``Conv1dHead`` and ``SERTask``. Prints
+only the APIs both have are used: ``SERModel``, ``FINFrontEnd``, ``Conv1dHead`` and ``SERTask``; ``optimizer`` holds
+the Adam options that revision's ``conf/training/default.yaml`` sets (its default optimiser). Prints
 ``{"epoch_s": ...}`` (the best epoch after a warm-up one) as its last line.
 """
 
@@ -52,7 +53,7 @@ def main(arguments: dict) -> float:
     torch.manual_seed(0)
     task = SERTask(
         SERModel(FINFrontEnd("spectral"), Conv1dHead()),
-        functools.partial(torch.optim.Adam, eps=1e-7),
+        functools.partial(torch.optim.Adam, eps=1e-7, **arguments.get("optimizer", {})),
         lr=1e-3,
         front_end_trainable=True,
         linear_probe=False,

@@ -18,15 +18,13 @@ import argparse
 import json
 import math
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from benchmarks import REPO
-from benchmarks.timing import fmt
+from benchmarks.timing import fmt, peak_rss_mb, section_process
 
 STUDY_CLIPS = 12_161
 # The embedded corpus's study head converges after about 2,400 steps of batch 8 (docs/ser.md): the clips a head sees
@@ -72,27 +70,12 @@ def converged_epochs(train_clips: int, batch_size: int, patience: int, min_steps
 
 def step_seconds(cfg, datamodule, batches: int) -> float:
     """Median seconds per training step over ``batches`` steps after two warm-up steps, validation off."""
-    import lightning as L
-
-    from benchmarks.callbacks import StepTimer
+    from benchmarks.callbacks import timed_fit
     from finser.pipeline import build_task
 
-    timer = StepTimer()
-    trainer = L.Trainer(
-        accelerator=cfg.trainer.accelerator,
-        devices=1,
-        precision=cfg.trainer.precision,
-        max_steps=batches + 2,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[timer],
-    )
-    trainer.fit(build_task(cfg, datamodule.test_set_names), datamodule=datamodule)
-    gaps = sorted(later - earlier for earlier, later in zip(timer.times[1:], timer.times[2:], strict=False))
-    return gaps[len(gaps) // 2]
+    task = build_task(cfg, datamodule.test_set_names)
+    timer = timed_fit(task, batches + 2, cfg.trainer.accelerator, cfg.trainer.precision, datamodule=datamodule)
+    return timer.median_step()
 
 
 def shared_overrides(fraction: float, batch_size: int, trainer: str, cache_dir: Path) -> list[str]:
@@ -134,7 +117,7 @@ def measure(fraction: float, batches: int, batch_size: int, trainer: str, cache_
     }
     for variant, overrides in VARIANTS.items():
         result["step_s"][variant] = step_seconds(compose(overrides + common, cache_dir / "run"), datamodule, batches)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     return result
 
 
@@ -181,17 +164,9 @@ def table(result: dict) -> str:
 
 def run(fraction: float, batches: int, timeout: int, batch_size: int = 32, trainer: str = "cpu") -> dict:
     """``python -m benchmarks.scale`` in a process of its own: its dict, or ``{"error": ...}``."""
-    with tempfile.TemporaryDirectory(prefix="finser-bench-scale-") as temporary:
-        out = Path(temporary) / "scale.json"
-        command = [sys.executable, "-m", "benchmarks.scale", "--fraction", str(fraction), "--batches", str(batches),
-                   "--batch-size", str(batch_size), "--trainer", trainer, "--json", str(out)]  # fmt: skip
-        try:
-            result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return {"error": f"benchmarks.scale took over {timeout} s"}
-        if result.returncode != 0 or not out.exists():
-            return {"error": f"benchmarks.scale failed ({result.returncode}): {result.stderr[-1500:]}"}
-        return json.loads(out.read_text())
+    options = ["--fraction", str(fraction), "--batches", str(batches), "--batch-size", str(batch_size),
+               "--trainer", trainer]  # fmt: skip
+    return section_process("benchmarks.scale", options, timeout)
 
 
 def markdown(result: dict) -> str:

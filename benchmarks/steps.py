@@ -56,6 +56,23 @@ def build_model(variant: str, head: str):
     return model, trainable
 
 
+def optimizer_options(revision: str | None = None) -> dict:
+    """The Adam options (``fused``, ``weight_decay``, ...) of ``conf/training/default.yaml`` here or at ``revision``:
+    what a run there steps with by default; ``{}`` when git cannot read it."""
+    import yaml
+
+    if revision is None:
+        text = (REPO / "conf" / "training" / "default.yaml").read_text()
+    else:
+        shown = subprocess.run(["git", "show", f"{revision}:conf/training/default.yaml"], cwd=REPO,
+                               capture_output=True, text=True)  # fmt: skip
+        if shown.returncode != 0:
+            return {}
+        text = shown.stdout
+    options = yaml.safe_load(text).get("optimizer") or {}
+    return {key: value for key, value in options.items() if not key.startswith("_")}
+
+
 def training_step(variant: str, head: str, waveforms, labels) -> Callable[[], None]:
     """One training step as ``SERTask`` takes it: a trainable front-end runs on the waveforms, a frozen one's
     values were computed once (its cache)."""
@@ -63,7 +80,7 @@ def training_step(variant: str, head: str, waveforms, labels) -> Callable[[], No
 
     model, trainable = build_model(variant, head)
     model.train()
-    optimizer = torch.optim.Adam(model.parameter_groups(1e-3), eps=1e-7)
+    optimizer = torch.optim.Adam(model.parameter_groups(1e-3), **{**optimizer_options(), "eps": 1e-7})
     if not trainable:
         model.front_end.eval()
         with torch.no_grad():
@@ -110,7 +127,8 @@ def step_rates(clips: list, quick: bool) -> dict:
     for row in rows.values():
         row["gflops"] = row["gflop"] / row["step_s"]
         row["of_peak"] = row["gflops"] / peak
-    return {"peak_gflops": peak, "peaks_gflops": peaks, "frames_per_clip": clip_frames(clips[0]), "steps": rows}
+    return {"peak_gflops": peak, "peaks_gflops": peaks, "frames_per_clip": clip_frames(clips[0]), "steps": rows,
+            "optimizer": optimizer_options()}  # fmt: skip
 
 
 def clip_frames(clip) -> int:
@@ -160,11 +178,11 @@ def paired_epochs(revision: str, quick: bool) -> dict:
     if before is None:
         return {"error": f"git cannot read revision {revision}"}
     arguments = {"batches": 12 if quick else 48, "batch_size": 8, "seconds": 1.5, "epochs": 1 if quick else 2}
-    contenders = {"now": REPO / "src", revision: before}
+    contenders = {"now": (REPO / "src", None), revision: (before, revision)}
     seconds: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(2 if quick else 3):
-        for name, source in contenders.items():
-            seconds[name].append(epoch_in(source, arguments))
+        for name, (source, at) in contenders.items():
+            seconds[name].append(epoch_in(source, {**arguments, "optimizer": optimizer_options(at)}))
     return {
         **arguments,
         "revision": revision,
@@ -194,13 +212,15 @@ def markdown(result: dict) -> str:
             f"A fine-tuned epoch ({epoch['batches']} batches of {epoch['batch_size']} clips of {epoch['seconds']} s, "
             f"spectral FINs, conv1d head, through Lightning's `Trainer` and `SERTask`), here and at {revision}, in "
             f"turns, each in a fresh process: {', '.join(fmt(s) for s in epoch['epoch_s']['now'])} s here, "
-            f"{', '.join(fmt(s) for s in epoch['epoch_s'][revision])} s at {revision}: **"
+            f"{', '.join(fmt(s) for s in epoch['epoch_s'][revision])} s at {revision}, each with its revision's "
+            f"default Adam: **"
             f"{fmt(ratios[len(ratios) // 2])}× faster** (median of the turns' paired ratios, all: "
             f"{', '.join(fmt(r) for r in ratios)})."
         )
     return "\n".join(
         [
-            f"One training step (forward, backward, Adam; {steps['frames_per_clip']} frames per clip, 2.5 s) per "
+            f"One training step (forward, backward, Adam as conf/training/default.yaml sets it: "
+            f"{steps.get('optimizer', {})}; {steps['frames_per_clip']} frames per clip, 2.5 s) per "
             "variant, head and batch; FLOPs are the step's matrix products and convolutions (FlopCounterMode). Peak: "
             f"a dense float32 {PEAK_SIZE}² matrix product in the same process, {fmt(steps['peak_gflops'])} GFLOP/s "
             f"(best of the runs before and after the table: {', '.join(fmt(p) for p in steps['peaks_gflops'])}).\n",

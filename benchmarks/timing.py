@@ -107,3 +107,32 @@ def machine() -> dict:
         "python": platform.python_version(),
         "load_average_at_start": os.getloadavg(),
     }
+
+
+def peak_rss_mb(who: int | None = None) -> float:
+    """Peak resident memory of this process (or of ``resource.RUSAGE_CHILDREN``), in MB."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF if who is None else who).ru_maxrss / 1024  # Linux reports KiB
+
+
+def section_process(module: str, options: list[str], timeout: int) -> dict:
+    """``python -m module *options --json FILE`` in a process of its own (so its peak RSS is its own): the dict it
+    wrote, or ``{"error": ...}`` when it failed or ran past ``timeout`` seconds."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    from benchmarks import REPO
+
+    with tempfile.TemporaryDirectory(prefix=f"finser-{module.replace('.', '-')}-") as temporary:
+        out = Path(temporary) / "section.json"
+        command = [sys.executable, "-m", module, *options, "--json", str(out)]
+        try:
+            result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"error": f"{module} took over {timeout} s"}
+        if result.returncode != 0 or not out.exists():
+            return {"error": f"{module} failed ({result.returncode}): {result.stderr[-1500:]}"}
+        return json.loads(out.read_text())

@@ -6,10 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import lightning as L
-
 from benchmarks import REPO
-from benchmarks.callbacks import StepTimer
+from benchmarks.callbacks import timed_fit
 from benchmarks.fins import fin_variants
 from benchmarks.timing import at_threads, best_time, fmt
 from finser.report import markdown_table
@@ -19,20 +17,7 @@ NO_GPU = "not measured: no GPU lent"
 
 def fit_steps(task, loader, steps: int) -> float:
     """Seconds per training step through a real Lightning Trainer (CPU, no logger, no checkpoints)."""
-    timer = StepTimer()
-    trainer = L.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_steps=steps,
-        limit_val_batches=0,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        callbacks=[timer],
-    )
-    trainer.fit(task, train_dataloaders=loader)
-    return timer.per_step()
+    return timed_fit(task, steps, train_dataloaders=loader).per_step()
 
 
 def run(frames, clips, quick: bool) -> dict:

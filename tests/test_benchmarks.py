@@ -65,3 +65,13 @@ def test_the_scripts_run_the_package_from_any_folder(tmp_path: Path, script: str
                             capture_output=True, text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert usage in result.stdout
+
+
+def test_bench_never_replaces_a_bench_md_it_did_not_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Refused before any section runs: exit 1, one error line, the file untouched."""
+    from benchmarks.__main__ import main
+
+    (tmp_path / "bench.md").write_text("# my table\n")
+    assert main(["--out", str(tmp_path), "--quick"]) == 1
+    assert "bench.md exists and this command did not write it" in capsys.readouterr().err
+    assert (tmp_path / "bench.md").read_text() == "# my table\n"

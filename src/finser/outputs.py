@@ -42,6 +42,39 @@ def check_output(
     return path
 
 
+def first_line_is(title: str) -> Callable[[Path], bool]:
+    """Recognises a Markdown file finser wrote by its first line."""
+
+    def ours(path: Path) -> bool:
+        try:
+            with path.open(encoding="utf-8", errors="replace") as handle:
+                return handle.readline().rstrip("\n") == title
+        except OSError:
+            return False
+
+    return ours
+
+
+def check_output_folder(
+    folder: str | Path, key: str, names: Iterable[str], ours: Callable[[Path], bool], overwrite: bool = False
+) -> Path:
+    """``folder`` checked as where option ``key`` writes the files ``names`` (its main file first): a folder or a
+    path that can become one, whose files of those names are replaced only when its main file is one finser wrote
+    (``ours``), or with ``overwrite``."""
+    folder = Path(folder)
+    blocking = next((path for path in (folder, *folder.parents) if path.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise FinserError(f"cannot write {key}={folder}: {blocking} is a file, not a folder: choose a folder")
+    names = list(names)
+    existing = [folder / name for name in names if (folder / name).exists()]
+    if existing and not overwrite and not ours(folder / names[0]):
+        raise FinserError(
+            f"cannot write {key}={folder}: {existing[0]} exists and this command did not write it: choose another "
+            "folder, or pass --overwrite to replace it"
+        )
+    return folder
+
+
 @contextmanager
 def atomic_text(path: str | Path, keep_partial: bool = False) -> Iterator[TextIO]:
     """A text file written under a temporary name in the same folder and renamed over ``path`` when the block ends

@@ -105,3 +105,20 @@ def test_the_study_shaped_corpus_is_generated_with_its_corpora_and_lengths(tmp_p
     for clip in clips[::7]:
         assert 2.0 <= soundfile.info(clip.path).duration <= 5.0
     assert build_study_corpus(tmp_path, scale=0.004, workers=1) == clips
+
+
+def test_a_full_disk_names_the_file_and_the_bytes_it_needs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """libsndfile reports a full disk as ``LibsndfileError(2, '')``, naming nothing; the corpus generator names the
+    file, the bytes one clip needs and those free, leaves no partial file, and writes no manifest."""
+    from finser.data import synthetic
+    from finser.errors import FinserError
+
+    def full_disk(path, *args, **kwargs) -> None:
+        Path(path).write_bytes(b"RIFF")  # what a write cut short leaves
+        raise soundfile.LibsndfileError(2, "")
+
+    monkeypatch.setattr(synthetic.soundfile, "write", full_disk)
+    message = r"cannot write the embedded corpus's \S+spk00_\w+\.wav: it needs [\d,]+ bytes and [\d,]+ are free"
+    with pytest.raises(FinserError, match=message):
+        synthetic.build_synthetic_corpus(tmp_path, n_speakers=1, clips_per_emotion=1, workers=1)
+    assert not list(tmp_path.rglob("*.wav")) and not list(tmp_path.rglob("manifest.csv"))

@@ -197,8 +197,3 @@ def band_limit(signal: np.ndarray, cutoff_hz: float | None, sample_rate: int = S
     low_rate = int(2 * cutoff_hz)
     restored = soxr.resample(soxr.resample(signal, sample_rate, low_rate, quality="HQ"), low_rate, sample_rate)
     return fit_length(restored.astype(np.float32, copy=False), signal.size)
-
-
-def prepare(signal: np.ndarray, spec: AudioSpec) -> np.ndarray:
-    """Crop then band-limit a decoded clip (the original version; augmented ones go through finser.data.augment)."""
-    return np.ascontiguousarray(band_limit(crop(signal, spec), spec.band_limit_hz, spec.sample_rate), np.float32)

@@ -24,28 +24,22 @@ def load_clips(
     loader: Callable[[str], np.ndarray] = load_audio,
     *,
     audio: AudioSpec | None = None,
-    cache: DecodedCache | None = None,
     seed: int = 0,
 ) -> list[tuple[Clip, np.ndarray]]:
-    """Decode clips, skipping the unusable ones with a warning that names each file and its reason.
+    """Decode clips in memory, skipping the unusable ones with a warning that names each file and its reason.
 
-    With ``cache`` each signal is decoded once into the cache and read back from disk; with ``audio`` (no cache) each
-    is rendered in memory. Either way an augmented copy (path ``...#aug=noise``) gets its version's audio.
+    With ``audio`` each is rendered to that spec (crop, band limit); an augmented copy (path ``...#aug=noise``) gets
+    its version's audio either way. Runs with a cache read their clips through :class:`DecodedCache` instead.
     """
-    if cache is not None:
-        failures = cache.ensure([clip.path for clip in clips])
-        loaded = [(clip, cache.signal(clip.path)) for clip in clips if clip.path not in failures]
-        skipped = list(failures.values())
-    else:
-        loaded, skipped = [], []
-        for clip in clips:
-            try:
-                if audio is not None or TAG in clip.path:
-                    loaded.append((clip, render(clip.path, audio or AudioSpec(), seed)))
-                else:
-                    loaded.append((clip, loader(clip.path)))
-            except AudioError as error:
-                skipped.append(str(error))
+    loaded, skipped = [], []
+    for clip in clips:
+        try:
+            if audio is not None or TAG in clip.path:
+                loaded.append((clip, render(clip.path, audio or AudioSpec(), seed)))
+            else:
+                loaded.append((clip, loader(clip.path)))
+        except AudioError as error:
+            skipped.append(str(error))
     for reason in skipped:
         log.warning("skipped %s", reason)
     if skipped:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from finser.data.locks import exclusive
 from finser.errors import FinserError
 
 log = logging.getLogger(__name__)
+WAV_HEADER_BYTES = 44
 
 BLOCK = 256  # samples per formant update: formants glide between vowels, updated every ~12 ms
 
@@ -170,8 +172,18 @@ def clip_audio(spec: SyntheticCorpusSpec, speaker: int, emotion: str, index: int
 
 
 def _write_clip(args: tuple[SyntheticCorpusSpec, int, str, int, Path]) -> None:
+    """Write one clip; a failed write (a full disk: libsndfile says only "error 2") names the file and the bytes."""
     spec, speaker, emotion, index, path = args
-    soundfile.write(path, clip_audio(spec, speaker, emotion, index), SAMPLE_RATE, subtype="PCM_16")
+    signal = clip_audio(spec, speaker, emotion, index)
+    try:
+        soundfile.write(path, signal, SAMPLE_RATE, subtype="PCM_16")
+    except (OSError, soundfile.SoundFileError) as error:
+        path.unlink(missing_ok=True)
+        needed, free = 2 * signal.size + WAV_HEADER_BYTES, shutil.disk_usage(path.parent).free
+        raise FinserError(
+            f"cannot write the embedded corpus's {path}: it needs {needed:,} bytes and {free:,} are free on that disk "
+            f"({type(error).__name__}: {error}); free space there, or point paths.cache_dir at a disk with room"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -186,15 +198,21 @@ class PlannedClip:
     file_name: str
 
 
+def speaker_clips(corpus: str, voice: int, name: str, emotion: str, n_clips: int, digits: int) -> list[PlannedClip]:
+    """One speaker's ``n_clips`` of one emotion, named ``<name>_<emotion>_<index>.wav``."""
+    return [
+        PlannedClip(corpus, voice, name, emotion, index, f"{name}_{emotion}_{index:0{digits}d}.wav")
+        for index in range(n_clips)
+    ]
+
+
 def grid_plan(n_speakers: int, clips_per_emotion: int) -> list[PlannedClip]:
     """The default corpus: every speaker says every emotion ``clips_per_emotion`` times."""
     return [
-        PlannedClip(
-            "synthetic", speaker, f"spk{speaker:02d}", emotion, index, f"spk{speaker:02d}_{emotion}_{index:02d}.wav"
-        )
+        clip
         for speaker in range(n_speakers)
         for emotion in EMOTIONS
-        for index in range(clips_per_emotion)
+        for clip in speaker_clips("synthetic", speaker, f"spk{speaker:02d}", emotion, clips_per_emotion, 2)
     ]
 
 
@@ -223,12 +241,7 @@ def study_plan(scale: float = 1.0) -> list[PlannedClip]:
     for corpus, (n_speakers, counts) in STUDY_SHAPE.items():
         for emotion, total in counts.items():
             for speaker, n_clips in enumerate(deal(round(total * scale), n_speakers)):
-                voice = first_voice + speaker
-                name = f"{corpus}_{speaker:02d}"
-                plan += [
-                    PlannedClip(corpus, voice, name, emotion, index, f"{name}_{emotion}_{index:03d}.wav")
-                    for index in range(n_clips)
-                ]
+                plan += speaker_clips(corpus, first_voice + speaker, f"{corpus}_{speaker:02d}", emotion, n_clips, 3)
         first_voice += n_speakers
     return plan
 

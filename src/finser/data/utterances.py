@@ -186,12 +186,6 @@ class UtteranceDataModule(L.LightningDataModule):
         self.seed = seed
         self.sets: dict[str, UtteranceSet] = {}
         self.test_set_names = ["test", *sorted(self.eval_clips)]
-        self.emotions = list(EMOTIONS)
-
-    @property
-    def clip_samples(self) -> int | None:
-        """Samples per clip (55,125 for the study's crop), None for full length."""
-        return self.spec.n_samples
 
     def _load(self, clips: Sequence[Clip]) -> UtteranceSet:
         if self.cache is None:

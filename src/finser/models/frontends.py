@@ -43,7 +43,14 @@ def check_window(name: str, kernel_size: int, stride: int, span: int) -> None:
         raise FinserError(f"{name}: reads {span} samples around a frame's centre; a frame has {N_FFT}")
 
 
-class SincNetFrontEnd(nn.Module):
+class Filterbank(nn.Module):
+    """A learnable front-end whose weights all train at the run's rate (one optimiser group)."""
+
+    def parameter_groups(self, lr: float) -> list[dict]:
+        return [{"params": list(self.parameters()), "lr": lr}]
+
+
+class SincNetFrontEnd(Filterbank):
     """SincNet's layer (Ravanelli & Bengio, SLT 2018): band-pass filters g = 2 f2 sinc(2π f2 n) − 2 f1 sinc(2π f1 n),
     Hamming-windowed, two learnable cut-offs each; then each filter's power over the frame.
 
@@ -89,21 +96,15 @@ class SincNetFrontEnd(nn.Module):
     def kernels(self) -> torch.Tensor:
         """The windowed band-pass impulse responses (n_filters, kernel_size), unit gain in the pass band."""
         low, high = (cutoff.unsqueeze(-1) / SAMPLE_RATE for cutoff in self.cutoffs_hz())
-        taps = self.taps
-        band_pass = 2 * high * torch.sinc(2 * high * taps) - 2 * low * torch.sinc(
-            2 * low * taps
-        )  # sinc(x) = sin πx / πx
-        return band_pass * self.window
+        band_pass = 2 * high * torch.sinc(2 * high * self.taps) - 2 * low * torch.sinc(2 * low * self.taps)
+        return band_pass * self.window  # torch.sinc(x) = sin πx / πx
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         filtered = nn.functional.conv1d(frames.unsqueeze(1), self.kernels().unsqueeze(1), stride=self.stride)
         return filtered.square() @ self.pooling
 
-    def parameter_groups(self, lr: float) -> list[dict]:
-        return [{"params": list(self.parameters()), "lr": lr}]
 
-
-class LeafFrontEnd(nn.Module):
+class LeafFrontEnd(Filterbank):
     """LEAF's filterbank and pooling (Zeghidour et al., ICLR 2021): complex Gabor filters with a learnable centre
     frequency and bandwidth, squared modulus, then a per-channel Gaussian low-pass with a learnable width.
 
@@ -163,9 +164,6 @@ class LeafFrontEnd(nn.Module):
         filtered = nn.functional.conv1d(segment, torch.cat([real, imaginary]).unsqueeze(1), stride=self.stride)
         real_out, imaginary_out = filtered.chunk(2, dim=1)
         return ((real_out.square() + imaginary_out.square()) * self.pooling()).sum(-1)
-
-    def parameter_groups(self, lr: float) -> list[dict]:
-        return [{"params": list(self.parameters()), "lr": lr}]
 
 
 class LogPower(nn.Module):
