@@ -13,7 +13,8 @@ TEST_WORKERS ?= 2
 # make reproduce DATASET=combined ROOT=/data/ser ARCH=spectral HEAD=conv1d SPLIT=speaker SEEDS=0,1,2,3,4 (CONTROLS=1:
 # also the closed-form FIN, SincNet and LEAF controls, docs/ser.md)
 # make reproduce DATASET=ravdess ROOT=/data/ser SPLIT=emobox_folds FOLDS=all NFOLDS=6 FRACTIONS=0.1,0.2,0.5,1.0
-REPRODUCE_VARS = $(foreach v,DATASET ROOT ARCH HEAD SPLIT SEEDS FOLDS NFOLDS FRACTIONS FIN_ARGS SER_ARGS OUT CONTROLS,$(if $($(v)),$(v)='$($(v))'))
+# (LEAVE_ONE_OUT=1: also the fine-tuned FINs with each FIN left out in turn)
+REPRODUCE_VARS = $(foreach v,DATASET ROOT ARCH HEAD SPLIT SEEDS FOLDS NFOLDS FRACTIONS FIN_ARGS SER_ARGS OUT CONTROLS LEAVE_ONE_OUT,$(if $($(v)),$(v)='$($(v))'))
 RUNS ?= outputs/reproduce
 
 install: $(STAMP)

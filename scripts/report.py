@@ -1,4 +1,4 @@
-"""`python scripts/report.py RUN_DIR... [--out outputs/report]`: tables and figures from finished runs."""
+"""`python scripts/report.py RUN_DIR... [--out outputs/report] [--overwrite]`: tables and figures from finished runs."""
 
 from __future__ import annotations
 
@@ -16,10 +16,13 @@ def main(argv: list[str] | None = None) -> int:
         "run_dirs", nargs="+", help="run or sweep directories; results.json files are found recursively"
     )
     parser.add_argument("--out", default="outputs/report", help="where report.md and the PNG figures go")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace report.md and figures in --out that finser did not write"
+    )
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        report = write_report(arguments.run_dirs, arguments.out)
+        report = write_report(arguments.run_dirs, arguments.out, arguments.overwrite)
     except FinserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

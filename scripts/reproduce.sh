@@ -8,6 +8,8 @@
 #   defaults to speaker_folds)  NFOLDS (4; with SPLIT=emobox_folds the corpus's count: RAVDESS 6, SAVEE 4, ESD 5)
 #   FRACTIONS (1.0; e.g. 0.1,0.2,0.5,1.0: datamodule.train_fraction of every SER run)
 #   CONTROLS (empty; 1 also runs ser_fin_closed_form, ser_sincnet and ser_leaf on the same seeds: docs/ser.md)
+#   LEAVE_ONE_OUT (empty; 1 also runs ser_fin_finetuned with each FIN left out in turn, front_end.features: the
+#   report's "What each FIN is worth")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
@@ -44,6 +46,20 @@ if [[ -n "${CONTROLS:-}" ]]; then
   # shellcheck disable=SC2086
   "$PYTHON" train.py -m experiment=ser_fin_closed_form,ser_sincnet,ser_leaf "seed=$SEEDS" "ser_head=$HEAD" \
     fin_arch=spectral "${data[@]}" "hydra.sweep.dir=$OUT/controls" ${SER_ARGS:-}
+fi
+
+if [[ -n "${LEAVE_ONE_OUT:-}" ]]; then
+  features=(zcr rms chroma mfcc melspec)
+  subsets=()
+  for left_out in "${features[@]}"; do
+    kept=()
+    for feature in "${features[@]}"; do [[ "$feature" != "$left_out" ]] && kept+=("$feature"); done
+    subsets+=("[$(IFS=,; echo "${kept[*]}")]")
+  done
+  echo "== SER: fine-tuned FINs with each FIN left out in turn x seeds $SEEDS, ser_head=$HEAD -> $OUT/leave_one_out"
+  # shellcheck disable=SC2086
+  "$PYTHON" train.py -m experiment=ser_fin_finetuned "seed=$SEEDS" "ser_head=$HEAD" "fin_arch=$ARCH" "${data[@]}" \
+    "${ser[@]}" "front_end.features=$(IFS=,; echo "${subsets[*]}")" "hydra.sweep.dir=$OUT/leave_one_out" ${SER_ARGS:-}
 fi
 
 "$PYTHON" scripts/report.py "$OUT" --out "$REPORT"

@@ -272,8 +272,12 @@ def test_real_corpora_read_their_root_from_the_data_dir(compose_train, option: s
 @pytest.mark.parametrize(
     ("experiment", "front_end", "net"),
     [
-        ("ser_baseline", "exact", {"_target_": "finser.models.ser.ExactFrontEnd"}),
-        ("ser_fin_frozen", "fin", {"_target_": "finser.models.ser.FINFrontEnd", "arch": "spectral"}),
+        ("ser_baseline", "exact", {"_target_": "finser.models.ser.ExactFrontEnd", "features": list(FEATURES)}),
+        (
+            "ser_fin_frozen",
+            "fin",
+            {"_target_": "finser.models.ser.FINFrontEnd", "arch": "spectral", "features": list(FEATURES)},
+        ),
     ],
 )
 def test_the_front_end_group_names_the_run_and_publishes_plain_data(
@@ -323,3 +327,43 @@ def test_the_data_a_fin_was_trained_on_is_told_apart(compose_train) -> None:
     smoke = compose_train("dataset.index.n_speakers=3", "dataset.index.clips_per_emotion=1")
     assert data_signature(smoke) != default
     assert data_signature(compose_train("split=random")) != default
+
+
+@pytest.mark.parametrize(("dataset", "pretrains"), [("synthetic", True), ("synthetic_study", True), ("ravdess", False),
+                                                    ("combined", False)])  # fmt: skip
+def test_ser_presets_pretrain_missing_fins_by_default_only_on_a_generated_corpus(
+    compose_train, dataset: str, pretrains: bool
+) -> None:
+    """A newcomer's `python train.py experiment=ser_fin_finetuned` after `make train` pre-trains the four FINs it
+    misses; on a downloaded corpus (hours of pre-training) it stops and prints the commands instead."""
+    for preset in ("ser_fin_frozen", "ser_fin_finetuned"):
+        assert compose_train(f"experiment={preset}", f"dataset={dataset}").fin.pretrain_missing is pretrains
+
+
+@pytest.mark.parametrize("preset", ["ser_baseline", "ser_fin_finetuned"])
+@pytest.mark.parametrize(
+    ("features", "size"),
+    [("[zcr,rms,chroma,mfcc]", 34), ("[melspec,zcr]", 129), ("[rms]", 1), ("[zcr,rms,chroma,mfcc,melspec]", 162)],
+)
+def test_any_subset_of_the_features_feeds_the_head(compose_train, preset: str, features: str, size: int) -> None:
+    """``front_end.features`` picks the front-end's features and their order; the head's input size, the run's
+    identity (``feature``: ``all`` or the subset) and its W&B tags follow; the five are the study's 162 values."""
+    cfg = compose_train(f"experiment={preset}", f"front_end.features={features}")
+    chosen = features.strip("[]").split(",")
+    assert cfg.front_end.n_features == cfg.ser_head.net.n_features == size
+    name = "all" if size == 162 else "+".join(chosen)
+    assert cfg.identity.feature == name and f"features={name}" in cfg.tags
+    net = instantiate(cfg.task.net)
+    assert net.front_end.features == tuple(chosen)
+    values, mask = net.frame_features(torch.randn(2, 8192))
+    assert values.shape == (2, size, mask.shape[1]) and net(torch.randn(2, 8192)).shape == (2, 8)
+
+
+@pytest.mark.parametrize(
+    ("features", "message"),
+    [("[zcr,pitch]", "unknown feature 'pitch'"), ("[zcr,zcr]", "zcr repeated"), ("[]", "none given")],
+)
+def test_a_bad_feature_subset_is_refused_naming_it(compose_train, features: str, message: str) -> None:
+    cfg = compose_train("experiment=ser_fin_finetuned", f"front_end.features={features}")
+    with pytest.raises(Exception, match=message):
+        OmegaConf.to_container(cfg.front_end, resolve=True)

@@ -14,6 +14,7 @@ from finser.errors import FinserError
 from finser.models.checkpoint import save_checkpoint
 from finser.models.fin import spectral_fin
 from finser.report import across_folds, read_metrics_csv, variance_claim, write_report
+from finser.study import SER_RESULTS
 
 
 def fake_run(root: Path, name: str, results: dict, curve: list[float] | None = None, metric: str = "") -> None:
@@ -224,3 +225,46 @@ def test_the_front_end_table_costs_each_front_end_and_pairs_it_with_the_fine_tun
     assert "| 128 |" in row  # two learnable cut-offs per filter, a log has none
     assert f"Δ = {differences.mean():+.3f} ± {differences.std(ddof=1):.3f} over 3 seeds" in row
     assert f"{np.mean(PROBE_F1):.3f}" in row
+
+
+def test_the_report_never_replaces_a_file_it_did_not_write(tmp_path: Path) -> None:
+    """``--out`` may be a folder of the user's: a report.md (or a figure's name) finser did not write there is
+    refused before anything is written, unless ``overwrite``; a report finser wrote is replaced whole."""
+    fake_run(tmp_path / "runs", "a", {"experiment": "ser_baseline", "variant": "baseline", "head": "conv1d",
+                                      "seed": 0, "test/f1_macro": 0.5})  # fmt: skip
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "report.md").write_text("# my notes\n")
+    with pytest.raises(FinserError, match=r"notes/report\.md exists and this command did not write it"):
+        write_report([tmp_path / "runs"], notes)
+    assert (notes / "report.md").read_text() == "# my notes\n"
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "ser_confusion.png").write_bytes(b"mine")
+    with pytest.raises(FinserError, match=r"ser_confusion\.png exists"):
+        write_report([tmp_path / "runs"], tmp_path / "figures")
+    assert write_report([tmp_path / "runs"], notes, overwrite=True).read_text().startswith("# finser report\n")
+    text = write_report([tmp_path / "runs"], notes).read_text()  # a report it wrote: replaced
+    assert text.startswith("# finser report\n")
+    assert f"finetuned {SER_RESULTS['finetuned']['test/f1_macro']:.2f}" in text  # the study's numbers, for scale
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FinserError, match="is a file, not a folder"):
+        write_report([tmp_path / "runs"], tmp_path / "file" / "report")
+    assert [path.name for path in notes.iterdir() if path.name.startswith(".")] == []  # no temporary left
+
+
+def test_runs_on_a_subset_of_the_features_are_paired_with_all_five_and_kept_out_of_the_main_tables(
+    tmp_path: Path,
+) -> None:
+    for seed, (full, without_mel) in enumerate([(0.50, 0.41), (0.56, 0.45), (0.53, 0.47)]):
+        for feature, score in (("all", full), ("zcr+rms+chroma+mfcc", without_mel)):
+            fake_run(tmp_path / "runs", f"{feature}_{seed}", {
+                "experiment": "ser_fin_finetuned", "variant": "finetuned", "head": "conv1d", "feature": feature,
+                "seed": seed, "test/f1_macro": score,
+            })  # fmt: skip
+    text = write_report([tmp_path / "runs"], tmp_path / "report").read_text()
+    differences = np.array([0.41 - 0.50, 0.45 - 0.56, 0.47 - 0.53])
+    p_value = stats.ttest_rel([0.41, 0.45, 0.47], [0.50, 0.56, 0.53]).pvalue
+    row = (f"| finetuned | conv1d | melspec | 3 | 0.443 ± 0.031 | Δ = {differences.mean():+.3f} ± "
+           f"{differences.std(ddof=1):.3f} over 3 seeds, paired t-test p = {p_value:.3f} |")  # fmt: skip
+    assert row in text
+    assert "| finetuned | conv1d | – | 3 | " in text  # the SER table: the three runs on all five features only

@@ -40,7 +40,7 @@ def recorded_commands(tmp_path: Path, **variables: str) -> list[list[str]]:
     "variables",
     [
         {"DATASET": "synthetic", "SEEDS": "0,1,2", "SER_ARGS": "training.batch_size=8 ++datamodule.audio.duration=1.5"},
-        {"DATASET": "synthetic", "FOLDS": "all", "FRACTIONS": "0.1,1.0", "CONTROLS": "1"},
+        {"DATASET": "synthetic", "FOLDS": "all", "FRACTIONS": "0.1,1.0", "CONTROLS": "1", "LEAVE_ONE_OUT": "1"},
         {"DATASET": "synthetic", "FRACTIONS": "0.5"},
     ],
 )
@@ -48,10 +48,13 @@ def test_every_sweep_of_reproduce_sh_composes_in_multirun_mode(tmp_path: Path, v
     """A ``-m`` sweep composes its primary config with every override that is not swept, before any job has chosen
     its experiment: an SER-only key set without ``++`` failed there (seen: ``datamodule.train_fraction``)."""
     commands = [command for command in recorded_commands(tmp_path, **variables) if command[0] == "train.py"]
-    assert len(commands) == (3 if "CONTROLS" in variables else 2)
+    assert len(commands) == 2 + ("CONTROLS" in variables) + ("LEAVE_ONE_OUT" in variables)
     for command in commands:
         assert command[1] == "-m"
         with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
             hydra = GlobalHydra.instance().hydra
             hydra.compose_config("train", command[2:], run_mode=RunMode.MULTIRUN)  # raises as `train.py -m` would
         GlobalHydra.instance().clear()
+    if "LEAVE_ONE_OUT" in variables:
+        (subsets,) = [argument for argument in commands[-1] if argument.startswith("front_end.features=")]
+        assert subsets.count("[") == 5 and "[rms,chroma,mfcc,melspec]" in subsets  # each FIN left out once

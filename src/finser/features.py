@@ -161,6 +161,27 @@ def check_feature(feature: str) -> None:
         raise FinserError(f"unknown feature {feature!r}: expected one of {', '.join(FEATURES)}")
 
 
+def check_feature_set(features: Iterable[str]) -> tuple[str, ...]:
+    """A front-end's features (``front_end.features``): at least one, each a known feature, each once; in the
+    order given, which is the order of their values in each frame's vector."""
+    chosen = tuple(features)
+    for feature in chosen:
+        check_feature(feature)
+    repeated = sorted({feature for feature in chosen if chosen.count(feature) > 1})
+    if not chosen or repeated:
+        raise FinserError(
+            f"front_end.features={list(chosen)}: expected each of some of {', '.join(FEATURES)} once"
+            + (f" ({', '.join(repeated)} repeated)" if repeated else " (none given)")
+        )
+    return chosen
+
+
+def feature_set_name(features: Iterable[str]) -> str:
+    """``all`` for the study's five in order, else the features joined by ``+``: how runs and reports name it."""
+    chosen = check_feature_set(features)
+    return "all" if chosen == FEATURES else "+".join(chosen)
+
+
 def compute(feature: str, frames: torch.Tensor) -> torch.Tensor:
     """One feature of each frame: ``frames`` (B, 2048) float at 22,050 Hz → (B, dim), librosa's per-frame value."""
     check_feature(feature)

@@ -33,12 +33,29 @@ def ceil_div(value: int, divisor: int) -> int:
     return max(1, -(-int(value) // int(divisor)))
 
 
+def n_features(features: object) -> int:
+    """``${finser.n_features:${front_end.features}}``: values per frame of those features (162 for all five)."""
+    from finser.features import FEATURE_DIMS, check_feature_set  # torch: only when an SER config resolves it
+
+    return sum(FEATURE_DIMS[feature] for feature in check_feature_set(features))
+
+
+def feature_set(features: object) -> str:
+    """``${finser.feature_set:${front_end.features}}``: ``all``, or the subset's name (``zcr+rms+chroma+mfcc``)."""
+    from finser.features import feature_set_name
+
+    return feature_set_name(features)
+
+
 def register_resolvers() -> None:
     """``${finser.tasks_per_node:${trainer.devices}}`` and ``${finser.gpus_per_node:...}`` for the launcher configs,
-    ``${finser.ceil_div:...}`` for sizes that follow the dataset's."""
+    ``${finser.ceil_div:...}`` for sizes that follow the dataset's, ``${finser.n_features:...}`` and
+    ``${finser.feature_set:...}`` for a front-end's subset of the features."""
     OmegaConf.register_new_resolver("finser.tasks_per_node", devices_per_node, replace=True)
     OmegaConf.register_new_resolver("finser.gpus_per_node", gpus_per_node, replace=True)
     OmegaConf.register_new_resolver("finser.ceil_div", ceil_div, replace=True)
+    OmegaConf.register_new_resolver("finser.n_features", n_features, replace=True)
+    OmegaConf.register_new_resolver("finser.feature_set", feature_set, replace=True)
 
 
 def prepare_entry_point(root: Path) -> None:

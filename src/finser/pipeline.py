@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,8 +19,10 @@ from typing import Any, Protocol
 import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from finser.errors import FinserError
+from finser.models.checkpoint import load_model
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,9 @@ class FrontEnd(Protocol):
 
     def checkpoint_paths(self, fin_dir: str | Path) -> dict[str, Path]: ...
 
-    def load_pretrained(self, paths: Mapping[str, Path]) -> dict[str, dict]: ...
+    def load_pretrained(
+        self, paths: Mapping[str, Path], load: Callable[[Path], tuple[nn.Module, dict]]
+    ) -> dict[str, dict]: ...
 
     def randomize_(self) -> None: ...
 
@@ -68,6 +72,10 @@ def ensure_fin_checkpoints(
             f"missing FIN checkpoint(s) {', '.join(str(paths[f]) for f in missing)}: produce them with\n{commands}\n"
             "or pass fin.pretrain_missing=true to pre-train them first"
         )
+    log.info(
+        "%d FIN checkpoint(s) missing in %s (%s): pre-training them first (fin.pretrain_missing=true, the default on "
+        "a generated corpus)", len(missing), fin_dir, ", ".join(missing),
+    )  # fmt: skip
     for feature in missing:
         command = [
             sys.executable,
@@ -130,7 +138,7 @@ class FrontEndWeights:
             self.pretrain_overrides,
             Path(self.default_fin_dir) if self.default_fin_dir else None,
         )
-        metas = front_end.load_pretrained(paths)
+        metas = front_end.load_pretrained(paths, load_model)
         r2 = {
             feature: float(meta["metrics"]["test/r2"])
             for feature, meta in metas.items()

@@ -22,7 +22,8 @@ from scipy import stats
 from finser.data.labels import EMOTIONS
 from finser.errors import FinserError
 from finser.features import FEATURE_DIMS, FEATURES, compute, frame_signal
-from finser.study import FIN_R2
+from finser.outputs import atomic_text, check_output_folder, first_line_is
+from finser.study import FIN_R2, SER_RESULTS
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +297,18 @@ def validation_steps(run_dir: str, metric: str = "val/f1_macro") -> dict[int, in
     return {epoch: int(step) for epoch, step in steps.items()}
 
 
+def save_figure(figure, path: Path, legend_axis=None) -> Path:
+    """Write ``figure`` as every report PNG is written (with a light grid and the legend on ``legend_axis``), and
+    free it."""
+    if legend_axis is not None:
+        legend_axis.grid(alpha=0.3)
+        legend_axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
 def plot_learning_curves(groups: dict[str, list[dict]], metric: str, path: Path, title: str) -> Path | None:
     """Mean validation curve per group over its runs, shaded ± one std."""
     figure, axis = plt.subplots(figsize=(7, 4.2))
@@ -315,12 +328,7 @@ def plot_learning_curves(groups: dict[str, list[dict]], metric: str, path: Path,
         return None
     axis.set(xlabel="epoch", ylabel=metric, title=title)
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, axis)
 
 
 def plot_confusions(grouped: dict[tuple[str, str, str], list[dict]], path: Path) -> Path | None:
@@ -350,10 +358,7 @@ def plot_confusions(grouped: dict[tuple[str, str, str], list[dict]], path: Path)
             if value >= 0.05:
                 axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6,
                           color="white" if value > 0.5 else "black")  # fmt: skip
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def plot_fin_predictions(results: list[dict], path: Path, seed: int = 4242) -> Path | None:
@@ -379,10 +384,7 @@ def plot_fin_predictions(results: list[dict], path: Path, seed: int = 4242) -> P
         axis.plot([low, high], [low, high], color="black", linewidth=0.8)
         axis.set(title=f"{feature} · {arch}\nR² {r2:.3f} (output 0)", xlabel="exact", ylabel="FIN")
         axis.title.set_fontsize(9)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def value_range(values: Sequence[int]) -> str:
@@ -427,6 +429,38 @@ def train_fraction(entry: dict) -> float:
 
 def ser_runs(results: list[dict]) -> list[dict]:
     return [entry for entry in results if str(entry.get("experiment", "")).startswith("ser")]
+
+
+def feature_subset(entry: dict) -> str:
+    """The features an SER run's front-end took (``front_end.features``): ``all`` for the five, e.g.
+    ``zcr+rms+chroma+mfcc``; a FIN run's ``feature`` is its own and counts as ``all`` here."""
+    return str(entry.get("feature") or "all") if str(entry.get("experiment", "")).startswith("ser") else "all"
+
+
+def fin_worth_section(results: list[dict]) -> str:
+    """SER runs on a subset of the features beside the same variant and head on all five, paired by (fold, seed):
+    what the features left out were worth."""
+    full: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    subsets: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+    for entry in ser_runs(results):
+        key, subset = (entry.get("variant", "?"), entry.get("head", "?")), feature_subset(entry)
+        if subset == "all":
+            full[key].append(entry)
+        else:
+            subsets[(*key, subset)].append(entry)
+    if not subsets:
+        return (
+            "_No SER run on a subset of the features_ (`front_end.features=[...]`, or `make reproduce "
+            "LEAVE_ONE_OUT=1`: every FIN left out in turn)."
+        )
+    rows = []
+    for (variant, head, subset), entries in sorted(subsets.items(), key=lambda item: _variant_rank(item[0][0])):
+        left_out = ", ".join(feature for feature in FEATURES if feature not in subset.split("+")) or "–"
+        scores = [entry["test/f1_macro"] for entry in entries if "test/f1_macro" in entry]
+        comparison = paired_test(entries, full.get((variant, head), []))
+        rows.append([variant, head, left_out, len(entries), mean_std(scores), comparison])
+    header = ["variant", "head", "left out", "runs", "test macro F1", "vs all five (subset − all)"]
+    return markdown_table(header, rows)
 
 
 def across_folds(entries: list[dict], metric: str = "test/f1_macro") -> tuple[float, float, dict[object, float]]:
@@ -492,12 +526,7 @@ def plot_fractions(results: list[dict], path: Path) -> Path | None:
         spreads = [np.std(points[fraction], ddof=1) if len(points[fraction]) > 1 else 0.0 for fraction in fractions]
         axis.errorbar(fractions, means, yerr=spreads, marker="o", capsize=3, label=label)
     axis.set(xscale="log", xlabel="training fraction (datamodule.train_fraction)", ylabel="test macro F1")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, axis)
 
 
 def below_probe(entry: dict) -> bool:
@@ -599,27 +628,51 @@ def claims_section(results: list[dict]) -> str:
     return "\n\n".join(parts)
 
 
-def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path = "outputs/report") -> Path:
-    """Write report.md and its PNG figures under ``out_dir``; returns the report's path."""
-    out_dir = Path(out_dir)
+REPORT_TITLE = "# finser report"
+FIGURES = {  # file name (without .png) → title in the report
+    "fin_predictions": "FIN prediction vs target (unseen speech)",
+    "fin_learning_curves": "FIN validation R² per feature",
+    "ser_learning_curves": "SER validation macro F1 per variant",
+    "ser_confusion": "SER test confusion matrices (summed over seeds)",
+    "ser_fractions": "SER test macro F1 against the training fraction",
+}
+
+
+def study_ser_line() -> str:
+    """The study's own SER numbers, for scale: single runs on its file split of the four corpora, not a row any
+    other data can be paired with."""
+    scores = ", ".join(f"{variant} {SER_RESULTS[variant]['test/f1_macro']:.2f}" for variant in VARIANT_ORDER
+                       if variant in SER_RESULTS)  # fmt: skip
+    return f"The study's test macro F1 (single runs, its own split of RAVDESS, CREMA-D, TESS and SAVEE): {scores}."
+
+
+def write_report(
+    run_dirs: Sequence[str | Path], out_dir: str | Path = "outputs/report", overwrite: bool = False
+) -> Path:
+    """Write report.md and its PNG figures under ``out_dir``; returns the report's path. A folder whose report.md
+    finser did not write (or that holds figures of those names without one) is refused unless ``overwrite``."""
+    out_dir = check_output_folder(
+        out_dir, "--out", ["report.md", *(f"{name}.png" for name in FIGURES)], first_line_is(REPORT_TITLE), overwrite
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = find_results(run_dirs)
+    every_run = find_results(run_dirs)
+    results = [entry for entry in every_run if feature_subset(entry) == "all"]  # subsets: their own section
     full_data = [entry for entry in results if train_fraction(entry) == 1.0]  # fractions: their own section
     grouped = ser_groups(full_data)
-    figures = {
-        "FIN prediction vs target (unseen speech)": plot_fin_predictions(results, out_dir / "fin_predictions.png"),
-        "FIN validation R² per feature": plot_learning_curves(
+    plots = {
+        "fin_predictions": lambda path: plot_fin_predictions(results, path),
+        "fin_learning_curves": lambda path: plot_learning_curves(
             {f"{e}": [r for r in results if r.get("experiment") == "fin" and r["feature"] == e]
-             for e in FEATURES}, "val/r2", out_dir / "fin_learning_curves.png", "FIN pre-training"),
-        "SER validation macro F1 per variant": plot_learning_curves(
-            {group_label(key): entries for key, entries in grouped.items()}, "val/f1_macro",
-            out_dir / "ser_learning_curves.png", "SER training"),
-        "SER test confusion matrices (summed over seeds)": plot_confusions(grouped, out_dir / "ser_confusion.png"),
-        "SER test macro F1 against the training fraction": plot_fractions(results, out_dir / "ser_fractions.png"),
+             for e in FEATURES}, "val/r2", path, "FIN pre-training"),
+        "ser_learning_curves": lambda path: plot_learning_curves(
+            {group_label(key): entries for key, entries in grouped.items()}, "val/f1_macro", path, "SER training"),
+        "ser_confusion": lambda path: plot_confusions(grouped, path),
+        "ser_fractions": lambda path: plot_fractions(results, path),
     }  # fmt: skip
+    figures = {FIGURES[name]: plot(out_dir / f"{name}.png") for name, plot in plots.items()}
     sections = [
-        "# finser report",
-        f"{len(results)} runs from {', '.join(map(str, run_dirs))}.",
+        REPORT_TITLE,
+        f"{len(every_run)} runs from {', '.join(map(str, run_dirs))}.",
         "## FINs\n\nR² on the test split (unseen speakers) and on each evaluation corpus; variance-weighted for "
         "multi-output features. FLOPs count every operation (matmul and conv FLOPs plus one per element of each "
         "other op, as `make bench`); the study's FINs are almost all matmul and conv, so its MFLOP compare "
@@ -627,14 +680,17 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path = "outputs/
         "## SER\n\nTest metrics as mean ± std over seeds (sample std); paired comparisons match runs by seed. Each "
         "run's linear probe is a logistic regression on the same clips' time-mean exact features (standardised, C "
         "chosen on the validation clips): a network below it has not learned what a linear model finds in its own "
-        "input.\n\n" + ser_table(full_data),
+        "input.\n\n" + ser_table(full_data) + "\n\n" + study_ser_line(),
         "## Front-ends\n\nEvery front-end under the same data, split, head, schedule and seeds (docs/ser.md, 'The "
         "controls'): its parameters and operations per frame (front-end and compression, all ops counted as for the "
         "FINs), test macro F1 as mean ± std over seeds (and folds where run), the linear probe of the same clips, and "
         "the paired difference to the fine-tuned FINs (runs matched by seed and fold).\n\n"
         + front_end_table(full_data),
+        "## What each FIN is worth\n\nSER runs whose front-end took a subset of the features (`front_end.features`) "
+        "against the same variant and head on all five, paired by (fold, seed): a negative Δ is what the features "
+        "left out added.\n\n" + fin_worth_section(every_run),
         "## How the runs stopped\n\nEach run trains until its checkpoint monitor stops improving (patience and "
-        "floor in its config), with `training.max_epochs` as a cap.\n\n" + stopping_table(results),
+        "floor in its config), with `training.max_epochs` as a cap.\n\n" + stopping_table(every_run),
         "## FIN drift\n\nEach FIN's R² against its exact feature on the SER test clips' frames after SER training "
         "(variance-weighted for multi-output features), mean ± std over seeds; in brackets its R² in pre-training "
         "(the published FIN's test split). Frozen FINs do not change: any gap to the bracket is the other frames; "
@@ -647,5 +703,6 @@ def write_report(run_dirs: Sequence[str | Path], out_dir: str | Path = "outputs/
         *[f"### {title}\n\n![{title}]({path.name})" for title, path in figures.items() if path is not None],
     ]
     report = out_dir / "report.md"
-    report.write_text("\n\n".join(sections) + "\n")
+    with atomic_text(report) as handle:
+        handle.write("\n\n".join(sections) + "\n")
     return report

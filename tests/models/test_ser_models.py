@@ -204,6 +204,31 @@ def test_a_fin_of_another_feature_or_arch_in_the_front_end_names_both(tmp_path: 
     front_end = FINFrontEnd("spectral")
     swapped = {**paths, "chroma": paths["mfcc"]}  # a user copied the MFCC FIN over the chroma one
     with pytest.raises(FinserError, match="holds the mfcc fin with fin_arch=spectral, where the chroma FIN"):
-        front_end.load_pretrained(swapped)
+        front_end.load_pretrained(swapped, load_model)
     with pytest.raises(FinserError, match="with fin_arch=spectral, where the zcr FIN with fin_arch=conv belongs"):
-        FINFrontEnd("conv").load_pretrained(paths)
+        FINFrontEnd("conv").load_pretrained(paths, load_model)
+
+
+def test_a_subset_of_the_fins_loads_only_those_and_its_checkpoint_loads_back(tmp_path: Path) -> None:
+    """``front_end.features`` without the mel FIN: only the four published FINs are read, their values fill the
+    34 inputs in the order given, and the published SER model rebuilds with the same subset and outputs."""
+    subset = ("mfcc", "zcr", "rms", "chroma")
+    paths = publish_tiny_fins(tmp_path)
+    front_end = FINFrontEnd("spectral", features=subset)
+    metas = front_end.load_pretrained(front_end.checkpoint_paths(tmp_path), load_model)
+    assert set(metas) == set(subset) and set(front_end.fins) == set(subset)
+    frames = frame_signal(speech(n_clips=1)[0])
+    with torch.no_grad():
+        values = front_end(frames)
+        expected = torch.cat([load_model(paths[feature])[0](frames) for feature in subset], dim=-1)
+    torch.testing.assert_close(values, expected)
+    net = SERModel(front_end, Conv1dHead(n_features=34)).eval()
+    config = {
+        "_target_": "finser.models.ser.SERModel",
+        "front_end": {"_target_": "finser.models.ser.FINFrontEnd", "arch": "spectral", "features": list(subset)},
+        "head": {"_target_": "finser.models.ser.Conv1dHead", "n_features": 34},
+    }
+    model, _ = load_model(save_checkpoint(net, config, tmp_path / "ser.ckpt", kind="ser", emotions=list(EMOTIONS)))
+    assert model.front_end.features == subset
+    with torch.no_grad():
+        torch.testing.assert_close(model(speech()), net(speech()))

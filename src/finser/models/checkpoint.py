@@ -24,6 +24,7 @@ from torch import nn
 
 from finser.data.locks import exclusive
 from finser.errors import FinserError
+from finser.models import fin, frontends, ser
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,7 @@ PLAIN_SCALARS = (bool, int, float, str, type(None))
 
 
 def model_constructors() -> dict[str, Callable[..., nn.Module]]:
-    """The only constructors a checkpoint may name, by the dotted names the configs use.
-
-    Imported here rather than at module load: ``finser.models.ser`` imports this module.
-    """
-    from finser.models import fin, frontends, ser
-
+    """The only constructors a checkpoint may name, by the dotted names the configs use."""
     allowed = [
         fin.build_fin,
         fin.study_fin,  # the FIN files published before build_fin name these two

@@ -19,8 +19,7 @@ import torch
 from torch import nn
 
 from finser.errors import FinserError
-from finser.features import FEATURE_DIMS, FEATURES, HOP_LENGTH, N_FFT, compute_all, frame_signal
-from finser.models.checkpoint import load_model
+from finser.features import FEATURE_DIMS, FEATURES, HOP_LENGTH, N_FFT, check_feature_set, compute_all, frame_signal
 from finser.models.fin import CLOSED_FORM_ARCHITECTURES, build_fin
 
 N_CLASSES = 8
@@ -59,7 +58,7 @@ class ExactFrontEnd(nn.Module):
 
     def __init__(self, features: Sequence[str] = FEATURES) -> None:
         super().__init__()
-        self.features = tuple(features)
+        self.features = check_feature_set(features)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         values = compute_all(frames, self.features)
@@ -70,13 +69,14 @@ class ExactFrontEnd(nn.Module):
 
 
 class FINFrontEnd(nn.Module):
-    """Five FINs side by side, applied to every frame; their outputs concatenated in ``features`` order."""
+    """The FINs of ``features`` (the five by default) side by side, applied to every frame; their outputs
+    concatenated in ``features`` order."""
 
     def __init__(self, arch: str = "spectral", features: Sequence[str] = FEATURES) -> None:
         """``arch``: a name in ``finser.models.fin.FIN_ARCHITECTURES`` (``fin_arch=<arch>``), as a FIN run builds it."""
         super().__init__()
         self.arch = arch
-        self.features = tuple(features)
+        self.features = check_feature_set(features)
         self.fins = nn.ModuleDict({feature: build_fin(feature, arch) for feature in self.features})
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
@@ -86,12 +86,15 @@ class FINFrontEnd(nn.Module):
         """Where ``python train.py feature=F fin_arch=A`` publishes each FIN."""
         return {feature: Path(fin_dir) / f"{feature}_{self.arch}.ckpt" for feature in self.features}
 
-    def load_pretrained(self, paths: Mapping[str, Path]) -> dict[str, dict]:
-        """Copy each published FIN's weights in, refusing one whose architecture differs; returns each FIN's
-        metadata (its pre-training metrics among them) by feature."""
+    def load_pretrained(
+        self, paths: Mapping[str, Path], load: Callable[[Path], tuple[nn.Module, dict]]
+    ) -> dict[str, dict]:
+        """Copy each published FIN's weights in (``load``: ``finser.models.checkpoint.load_model``, which checks the
+        file), refusing one whose architecture differs; returns each FIN's metadata (its pre-training metrics among
+        them) by feature."""
         metas = {}
         for feature, path in paths.items():
-            model, meta = load_model(path)
+            model, meta = load(path)
             held = (meta.get("kind"), meta.get("feature"), meta.get("arch"))
             misplaced = (
                 f"{path} holds the {held[1]} {held[0]} with fin_arch={held[2]}, where the {feature} FIN with "
@@ -195,8 +198,9 @@ class Conv1dHead(nn.Module):
 
     Channels 256, 256 → pool 8 → 128 ×4 → pool 8 → 64, 64, kernel 8 with Keras's 'same' padding so 162 values fit
     (162 → 20 → 2, see :class:`KerasSameConv1d`), dropout 0.25 after each pool and before the dense layer to 8
-    classes. ``init``: ``keras`` (the study's layers as Keras builds them, see :func:`keras_defaults_`) or
-    ``pytorch``.
+    classes. A pool given fewer values than its window keeps their maximum, so any subset of the features fits
+    (34 without the mel FIN: 34 → 4 → 1); the study's 162 never needs it. ``init``: ``keras`` (the study's layers
+    as Keras builds them, see :func:`keras_defaults_`) or ``pytorch``.
     """
 
     def __init__(
@@ -220,10 +224,9 @@ class Conv1dHead(nn.Module):
             layers += [KerasSameConv1d(width, out_channels, kernel_size), nn.ReLU()]
             width = out_channels
             if index in pool_after:
-                layers += [nn.MaxPool1d(pool), nn.Dropout(dropout)]
-                length //= pool
-        if length < 1:
-            raise FinserError(f"{n_features} features cannot be pooled by {pool} {len(pool_after)} times")
+                short = length < pool  # fewer values than the window: keep one position, the maximum of all
+                layers += [nn.MaxPool1d(pool, ceil_mode=short), nn.Dropout(dropout)]
+                length = 1 if short else length // pool
         self.body = nn.Sequential(*layers, nn.Flatten(), nn.Dropout(dropout), nn.Linear(width * length, n_classes))
         HEAD_INITS[init](self)
 

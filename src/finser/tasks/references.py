@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchmetrics import MetricCollection
 
 from finser.data.utterances import collate
-from finser.features import FEATURE_DIMS, compute, frame_signal
+from finser.features import FEATURE_DIMS, FEATURES, compute, frame_signal
 from finser.models.ser import ExactFrontEnd, SERModel, TimeMean, frame_mask
 from finser.tasks.fin import regression_metrics
 
@@ -42,9 +42,9 @@ def batches(dataset: Dataset, batch_size: int = BATCH_SIZE) -> Iterator[dict]:
 
 
 @torch.no_grad()
-def time_mean_features(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Each clip's time-mean exact features (clips, 162) and its emotion index (clips,)."""
-    model = SERModel(ExactFrontEnd(), TimeMean()).eval()
+def time_mean_features(dataset: Dataset, features: Sequence[str] = FEATURES) -> tuple[np.ndarray, np.ndarray]:
+    """Each clip's time-mean exact ``features`` (clips, 162 for all five) and its emotion index (clips,)."""
+    model = SERModel(ExactFrontEnd(features), TimeMean()).eval()
     features, emotions = [], []
     for batch in batches(dataset):
         features.append(model(batch["waveform"], batch["length"]))
@@ -54,14 +54,15 @@ def time_mean_features(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
 
 def linear_probe(
     sets: Mapping[str, Dataset], classification_metrics: MetricCollection, test_prefixes: Mapping[str, str],
-    grid: Sequence[float] = PROBE_C,
+    grid: Sequence[float] = PROBE_C, features: Sequence[str] = FEATURES,
 ) -> dict[str, float]:  # fmt: skip
-    """Fit on ``sets["train"]``, pick C by macro F1 on ``sets["val"]`` (the smallest C of a tie), score every set.
+    """Fit on ``sets["train"]``, pick C by macro F1 on ``sets["val"]`` (the smallest C of a tie), score every set;
+    on the time-mean exact ``features`` (the network's own subset when its front-end takes one).
 
     ``classification_metrics`` is the network's own (torchmetrics) collection; ``test_prefixes`` maps each test
     set's name to its key prefix (``test/``, ``eval/<name>/``). Returns e.g. ``test/f1_macro`` and ``C``.
     """
-    data = {name: time_mean_features(sets[name]) for name in ("train", "val", *test_prefixes)}
+    data = {name: time_mean_features(sets[name], features) for name in ("train", "val", *test_prefixes)}
     scaler = StandardScaler().fit(data["train"][0])
 
     def scores(model: LogisticRegression, name: str) -> dict[str, float]:

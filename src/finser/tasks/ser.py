@@ -20,6 +20,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 from finser.data.labels import EMOTIONS
+from finser.features import FEATURES
 from finser.models.ser import SERModel, frame_mask, n_frames
 from finser.tasks import references
 
@@ -233,7 +234,9 @@ class SERTask(L.LightningModule):
         if self.linear_probe and sets:
             if not self.probe_results:
                 prefixes = {name: self.prefix(name) for name in self.test_set_names}
-                self.probe_results = references.linear_probe(sets, classification_metrics(len(self.emotions)), prefixes)
+                features = getattr(self.net.front_end, "features", FEATURES)  # SincNet, LEAF: the study's five
+                metrics = classification_metrics(len(self.emotions))
+                self.probe_results = references.linear_probe(sets, metrics, prefixes, features=features)
             for key, value in self.probe_results.items():
                 self.log(f"reference/linear_probe/{key}", value, add_dataloader_idx=False)
         fins = getattr(self.net.front_end, "fins", None)
