@@ -111,10 +111,23 @@ def _decibel_dct(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     return (10.0 / math.log(10.0)) * dct_matrix(device, dtype)
 
 
+@lru_cache(maxsize=8)
+def _dft_basis(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    # (2048, 1025) cosines and sines of the real DFT, computed in float64: rfft as two matrix products.
+    angle = 2 * np.pi * np.outer(np.arange(N_FFT), np.arange(N_FFT // 2 + 1)) / N_FFT
+    return tuple(torch.tensor(part(angle), device=device, dtype=dtype) for part in (np.cos, np.sin))
+
+
 def power_spectrum(frames: torch.Tensor) -> torch.Tensor:
-    """|librosa.stft(frame, n_fft=2048, center=False)|² per frame, shape (B, 1025)."""
-    spectrum = torch.fft.rfft(frames * _window(frames.device, frames.dtype), dim=-1)
-    return torch.view_as_real(spectrum).square().sum(dim=-1)
+    """|librosa.stft(frame, n_fft=2048, center=False)|² per frame, shape (B, 1025).
+
+    Written as ONNX, the same DFT is two matrix products (the legacy exporter has no rfft; ``python export.py``
+    checks the file against this function within its stated tolerance)."""
+    windowed = frames * _window(frames.device, frames.dtype)
+    if torch.onnx.is_in_onnx_export():
+        cosine, sine = _dft_basis(frames.device, frames.dtype)
+        return (windowed @ cosine).square() + (windowed @ sine).square()
+    return torch.view_as_real(torch.fft.rfft(windowed, dim=-1)).square().sum(dim=-1)
 
 
 def zcr(frames: torch.Tensor) -> torch.Tensor:
