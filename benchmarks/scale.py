@@ -73,7 +73,7 @@ def step_seconds(cfg, datamodule, batches: int) -> float:
     from benchmarks.callbacks import timed_fit
     from finser.pipeline import build_task
 
-    task = build_task(cfg, datamodule.test_set_names)
+    task, _ = build_task(cfg, datamodule.test_set_names)
     timer = timed_fit(task, batches + 2, cfg.trainer.accelerator, cfg.trainer.precision, datamodule=datamodule)
     return timer.median_step()
 

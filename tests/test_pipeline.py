@@ -46,8 +46,10 @@ def test_pretrain_missing_runs_the_pretraining_command_for_each_missing_fin(tmp_
     weights = FrontEndWeights(
         "pretrained", tmp_path, pretrain_missing=True, train_script=script, pretrain_overrides=["extra=yes"]
     )
-    task = SERTask(net, ADAM, 1e-3, front_end_trainable=False, **weights.apply(net.front_end).task_arguments())
+    loaded = weights.apply(net.front_end)
+    task = SERTask(net, ADAM, 1e-3, front_end_trainable=False, **loaded.task_arguments())
     assert {path.name for path in tmp_path.glob("*.ckpt")} == {f"{feature}_spectral.ckpt" for feature in FEATURES}
     published, _ = load_model(fin_dir / "mfcc_spectral.ckpt")
     assert torch.equal(task.net.front_end.fins["mfcc"].dct.weight, published.dct.weight)
-    assert task.fin_checkpoints == {feature: tmp_path / f"{feature}_spectral.ckpt" for feature in FEATURES}
+    assert loaded.checkpoints == {feature: tmp_path / f"{feature}_spectral.ckpt" for feature in FEATURES}
+    assert not hasattr(task, "fin_checkpoints")  # the task gets only what it uses (the lineage is the run's)

@@ -99,8 +99,8 @@ class LoadedFINs:
     pretrained_r2: dict[str, float] = field(default_factory=dict)  # feature → its test R² in pre-training
 
     def task_arguments(self) -> dict[str, Any]:
-        """The SER task's arguments that carry them (``fin_checkpoints``, ``fin_pretrained_r2``)."""
-        return {"fin_checkpoints": self.checkpoints, "fin_pretrained_r2": self.pretrained_r2}
+        """What the SER task uses of them: each FIN's pre-training R², beside its drift (``fin_pretrained_r2``)."""
+        return {"fin_pretrained_r2": self.pretrained_r2} if self.pretrained_r2 else {}
 
 
 @dataclass(frozen=True)
@@ -147,9 +147,11 @@ class FrontEndWeights:
         return LoadedFINs(dict(paths), r2)
 
 
-def build_task(cfg: DictConfig, test_set_names: Sequence[str], load_weights: bool = True) -> L.LightningModule:
+def build_task(
+    cfg: DictConfig, test_set_names: Sequence[str], load_weights: bool = True
+) -> tuple[L.LightningModule, LoadedFINs]:
     """The network (``cfg.task.net``), its front-end's weights (``cfg.front_end.weights``, when the config names
-    them and ``load_weights``), then the task around them.
+    them and ``load_weights``), then the task around them; and the FIN files loaded (for the run's lineage).
 
     ``load_weights=False`` leaves the front-end as constructed: for a network whose weights come from elsewhere
     (``eval.py``'s published state dict).
@@ -157,9 +159,10 @@ def build_task(cfg: DictConfig, test_set_names: Sequence[str], load_weights: boo
     log.info("Instantiating net <%s>", cfg.task.net._target_)
     net = instantiate(cfg.task.net)
     weights = OmegaConf.select(cfg, "front_end.weights")
-    reported: dict[str, Any] = {}
+    loaded = LoadedFINs()
     if load_weights and weights is not None:
         log.info("Preparing front-end weights <%s> (fin.init=%s)", weights._target_, weights.init)
-        reported = instantiate(weights).apply(net.front_end).task_arguments()
+        loaded = instantiate(weights).apply(net.front_end)
     log.info("Instantiating task <%s>", cfg.task._target_)
-    return instantiate(cfg.task, net=net, test_set_names=list(test_set_names), **reported)
+    task = instantiate(cfg.task, net=net, test_set_names=list(test_set_names), **loaded.task_arguments())
+    return task, loaded

@@ -215,7 +215,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
     log.info("Instantiating datamodule <%s>", cfg.datamodule._target_)
     datamodule = instantiate(cfg.datamodule)
-    task = build_task(cfg, datamodule.test_set_names)  # an SER front-end's FINs loaded (or pre-trained) first
+    task, loaded = build_task(cfg, datamodule.test_set_names)  # an SER front-end's FINs loaded (or pre-trained) first
     check_publish_folder(Path(cfg.publish_path), task.net)
     callbacks: list[Callback] = instantiate_list(cfg.get("callbacks"), "callback")
     loggers: list[Logger] = instantiate_list(cfg.get("logger"), "logger")
@@ -256,7 +256,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
                 logger.log_metrics(best_metrics)
         if trainer.is_global_zero:
             publish(cfg, task, results, output_dir, validation, stop, trainer)
-            log_published(loggers, output_dir / "results.json", cfg.task_kind, getattr(task, "fin_checkpoints", {}))
+            log_published(loggers, output_dir / "results.json", cfg.task_kind, loaded.checkpoints)
     finally:
         for logger in loggers:
             logger.finalize("success")
@@ -323,7 +323,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     torch.set_float32_matmul_precision("high")
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.datamodule)
-    task = build_task(cfg, datamodule.test_set_names, load_weights=False)  # its weights come from ckpt
+    task, _ = build_task(cfg, datamodule.test_set_names, load_weights=False)  # its weights come from ckpt
     try:
         task.net.load_state_dict(model.state_dict())
     except RuntimeError as error:

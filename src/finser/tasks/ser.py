@@ -84,7 +84,6 @@ class SERTask(L.LightningModule):
         lr: float,
         scheduler: Callable[..., object] | None = None,
         front_end_trainable: bool = True,
-        fin_checkpoints: Mapping[str, str | Path] | None = None,
         fin_pretrained_r2: Mapping[str, float] | None = None,
         class_weighted: bool = False,
         cache_frozen_features: bool = True,
@@ -106,7 +105,6 @@ class SERTask(L.LightningModule):
         self.cache_frozen_features = cache_frozen_features and not front_end_trainable
         self.feature_cache: dict[str, torch.Tensor] = {}  # clip key → (162, frames); not part of any checkpoint
         # feature → the published FIN the front-end was loaded from (W&B lineage), and its test R² in pre-training
-        self.fin_checkpoints = {str(feature): Path(path) for feature, path in (fin_checkpoints or {}).items()}
         self.linear_probe = linear_probe
         self.probe_results: dict[str, float] = {}  # the same clips every test: fitted once
         self.fin_drift = fin_drift
