@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,8 @@ ADAM = functools.partial(torch.optim.Adam)
 def test_a_missing_fin_stops_with_the_command_that_makes_it(tmp_path: Path, fin_dir: Path) -> None:
     for feature in ("zcr", "rms"):
         (tmp_path / f"{feature}_spectral.ckpt").write_bytes((fin_dir / f"{feature}_spectral.ckpt").read_bytes())
-    with pytest.raises(FinserError, match=r"python train\.py feature=chroma fin_arch=spectral paths\.fin_dir="):
+    command = rf"python train\.py feature=chroma fin_arch=spectral paths\.fin_dir={re.escape(str(tmp_path))}\n"
+    with pytest.raises(FinserError, match=command):  # runs as printed, from any directory
         FrontEndWeights("pretrained", tmp_path).apply(FINFrontEnd("spectral"))
 
 

@@ -45,12 +45,9 @@ class FrontEnd(Protocol):
     def check_closed_form(self) -> None: ...
 
 
-def pretrain_command(feature: str, arch: str, fin_dir: Path, default_fin_dir: Path | None = None) -> str:
-    """The exact command that publishes ``<fin_dir>/<feature>_<arch>.ckpt``."""
-    command = f"python train.py feature={feature} fin_arch={arch}"
-    if default_fin_dir is None or Path(fin_dir).resolve() != Path(default_fin_dir).resolve():
-        command += f" paths.fin_dir={fin_dir}"
-    return command
+def pretrain_command(feature: str, arch: str, fin_dir: Path) -> str:
+    """The exact command that publishes ``<fin_dir>/<feature>_<arch>.ckpt`` (from any directory)."""
+    return f"python train.py feature={feature} fin_arch={arch} paths.fin_dir={Path(fin_dir).resolve()}"
 
 
 def ensure_fin_checkpoints(
@@ -60,14 +57,13 @@ def ensure_fin_checkpoints(
     pretrain_missing: bool = False,
     train_script: str | Path = "train.py",
     pretrain_overrides: Sequence[str] = (),
-    default_fin_dir: Path | None = None,
 ) -> None:
     """Stop with the command that produces each missing FIN, or (``pretrain_missing``) run it first."""
     missing = [feature for feature, path in paths.items() if not Path(path).is_file()]
     if not missing:
         return
     if not pretrain_missing:
-        commands = "\n".join(f"  {pretrain_command(f, arch, fin_dir, default_fin_dir)}" for f in missing)
+        commands = "\n".join(f"  {pretrain_command(f, arch, fin_dir)}" for f in missing)
         raise FinserError(
             f"missing FIN checkpoint(s) {', '.join(str(paths[f]) for f in missing)}: produce them with\n{commands}\n"
             "or pass fin.pretrain_missing=true to pre-train them first"
@@ -114,7 +110,6 @@ class FrontEndWeights:
     pretrain_missing: bool = False
     train_script: str | Path = "train.py"
     pretrain_overrides: Sequence[str] = ()
-    default_fin_dir: str | Path | None = None  # where the printed commands need no paths.fin_dir=...
 
     def __post_init__(self) -> None:
         if self.init not in FRONT_END_INITS:
@@ -136,7 +131,6 @@ class FrontEndWeights:
             self.pretrain_missing,
             self.train_script,
             self.pretrain_overrides,
-            Path(self.default_fin_dir) if self.default_fin_dir else None,
         )
         metas = front_end.load_pretrained(paths, load_model)
         r2 = {
