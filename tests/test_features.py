@@ -75,7 +75,7 @@ def test_frame_signal_is_a_view_of_the_clip() -> None:
     assert frames.untyped_storage().data_ptr() == signal.untyped_storage().data_ptr()
     assert frames.stride() == (512, 1)
     assert float(frames[3, 0]) == 3 * 512
-    with pytest.raises(ValueError, match="at least 2048 samples"):
+    with pytest.raises(FinserError, match="at least 2048 samples"):
         features.frame_signal(torch.zeros(2047))
 
 
@@ -90,7 +90,7 @@ def test_frame_signal_is_a_view_of_the_clip() -> None:
     ],
 )
 def test_bad_frames_raise_a_value_error_saying_what_was_expected(frames: object, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(FinserError, match=message):
         features.compute("rms", frames)
 
 

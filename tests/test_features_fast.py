@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from finser import features
+from finser.errors import FinserError
 from tests.conftest import speech_like_frames
 
 RELATIVE = 1e-3
@@ -114,10 +115,10 @@ def test_zcr_counts_exactly_at_the_threshold() -> None:
 def test_a_bad_sample_in_a_later_chunk_is_still_caught() -> None:
     frames = torch.zeros(features.CHUNK_FRAMES * 2 + 3, features.N_FFT)
     frames[-1, 100] = float("inf")
-    with pytest.raises(ValueError, match="NaN or inf"):
+    with pytest.raises(FinserError, match="NaN or inf"):
         features.compute_all(frames)
     frames[-1, 100] = float("nan")
-    with pytest.raises(ValueError, match="NaN or inf"):
+    with pytest.raises(FinserError, match="NaN or inf"):
         features.compute("zcr", frames)
 
 

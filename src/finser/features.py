@@ -39,19 +39,19 @@ FEATURES: tuple[str, ...] = tuple(FEATURE_DIMS)
 
 
 def check_frames(frames: torch.Tensor) -> None:
-    """Raise a ValueError naming what was expected when ``frames`` is not a (B, 2048) float tensor.
+    """Raise a FinserError naming what was expected when ``frames`` is not a (B, 2048) float tensor.
 
     Finiteness is checked by ``compute_all`` on the way, without an extra pass over the samples.
     """
     if not isinstance(frames, torch.Tensor):
-        raise ValueError(f"frames must be a torch.Tensor of shape (B, {N_FFT}), got {type(frames).__name__}")
+        raise FinserError(f"frames must be a torch.Tensor of shape (B, {N_FFT}), got {type(frames).__name__}")
     if frames.ndim != 2 or frames.shape[-1] != N_FFT:
-        raise ValueError(
+        raise FinserError(
             f"frames must have shape (B, {N_FFT}) (one {N_FFT}-sample window per row at {SAMPLE_RATE} Hz), "
             f"got {tuple(frames.shape)}"
         )
     if frames.dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"frames must be float32 (or float64), got {frames.dtype}")
+        raise FinserError(f"frames must be float32 (or float64), got {frames.dtype}")
 
 
 @lru_cache(maxsize=8)
@@ -347,14 +347,14 @@ def _rows_of_one_signal(frames: torch.Tensor) -> tuple[np.ndarray, int]:
     return torch.as_strided(frames, (length,), (1,)).numpy(), row_stride
 
 
-def _non_finite_error() -> ValueError:
-    return ValueError("frames contain NaN or inf samples: clean or skip the audio they came from")
+def _non_finite_error() -> FinserError:
+    return FinserError("frames contain NaN or inf samples: clean or skip the audio they came from")
 
 
 def frame_signal(signal: torch.Tensor) -> torch.Tensor:
     """All 2048-sample windows of a clip at hop 512 (center=False), as a strided view: no overlapping copies."""
     if signal.shape[-1] < N_FFT:
-        raise ValueError(f"a clip needs at least {N_FFT} samples for one frame, got {signal.shape[-1]}")
+        raise FinserError(f"a clip needs at least {N_FFT} samples for one frame, got {signal.shape[-1]}")
     if torch.onnx.is_in_onnx_export():  # ONNX's Unfold needs a fixed length; a gather of sample indices does not
         starts = torch.arange((signal.shape[-1] - N_FFT) // HOP_LENGTH + 1, device=signal.device) * HOP_LENGTH
         return signal[..., starts.unsqueeze(-1) + torch.arange(N_FFT, device=signal.device)]
