@@ -8,7 +8,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from finser.launch import register_resolvers
+from finser.errors import FinserError
+from finser.launch import check_launcher, register_resolvers
 from tests.conftest import REPO
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
@@ -47,3 +48,28 @@ def test_local_launchers_compose_without_warnings() -> None:
     assert launcher("hydra/launcher=slurm_local", "trainer=gpu").gpus_per_node == 1
     assert launcher("hydra/launcher=slurm_local").tasks_per_node == 1  # Lightning starts its own DDP processes
     assert launcher("hydra/launcher=parallel").n_jobs == 2
+
+
+def check(*overrides: str) -> None:
+    """What run() checks at the start of a job, on the config Hydra composed for it."""
+    register_resolvers()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    check_launcher(cfg.hydra.runtime.choices.get("hydra/launcher"), cfg.hydra.launcher, cfg.trainer)
+
+
+@pytest.mark.parametrize(
+    ("bare", "ours", "trainer"),
+    [("submitit_slurm", "slurm", ["trainer=gpu"]), ("submitit_slurm", "slurm", ["trainer=ddp", "trainer.devices=4"]),
+     ("submitit_local", "slurm_local", ["trainer=gpu"])],
+)  # fmt: skip
+def test_a_plugins_bare_launcher_that_would_drop_the_trainers_gpus_names_finsers(bare, ours, trainer) -> None:
+    """Hydra's docs name the plugins' configs; theirs request no GPU and one task, so a GPU run would get none."""
+    with pytest.raises(FinserError, match=rf"hydra/launcher={bare} is the plugin's bare config.*hydra/launcher={ours}"):
+        check(f"hydra/launcher={bare}", *trainer)
+    check(f"hydra/launcher={ours}", *trainer)  # finser's: requests follow the trainer
+
+
+@pytest.mark.parametrize("bare", ["submitit_slurm", "submitit_local", "joblib"])
+def test_a_plugins_bare_launcher_on_cpu_behaves_as_finsers(bare) -> None:
+    check(f"hydra/launcher={bare}")  # one CPU task, no GPU: what ours requests; resuming works under either name

@@ -47,6 +47,27 @@ def feature_set(features: object) -> str:
     return feature_set_name(features)
 
 
+FINSER_LAUNCHERS = {"submitit_slurm": "slurm", "submitit_local": "slurm_local", "joblib": "parallel"}
+
+
+def check_launcher(choice: str | None, launcher: object, trainer: object) -> None:
+    """A plugin's bare launcher config (``hydra/launcher=submitit_slurm``, as in Hydra's docs) requests no GPU and one
+    task whatever the trainer wants; refuse it where that differs, naming finser's config, whose requests follow the
+    trainer. Resuming a requeued job works under either name (``SUBMITIT_EXECUTOR``, :func:`requeued_checkpoint`)."""
+    if choice not in ("submitit_slurm", "submitit_local"):
+        return
+    accelerator, devices = trainer.get("accelerator"), trainer.get("devices", 1)
+    needed = (gpus_per_node(accelerator, devices), devices_per_node(devices) if choice == "submitit_slurm" else 1)
+    requested = (launcher.get("gpus_per_node") or None, launcher.get("tasks_per_node") or 1)
+    if requested != needed:
+        raise FinserError(
+            f"hydra/launcher={choice} is the plugin's bare config: it requests gpus_per_node={requested[0]} and "
+            f"tasks_per_node={requested[1]} where this trainer needs {needed[0] or 0} GPU(s) and {needed[1]} "
+            f"task(s) per node: use hydra/launcher={FINSER_LAUNCHERS[choice]} (finser's: its requests follow the "
+            "trainer)"
+        )
+
+
 def register_resolvers() -> None:
     """``${finser.tasks_per_node:${trainer.devices}}`` and ``${finser.gpus_per_node:...}`` for the launcher configs,
     ``${finser.ceil_div:...}`` for sizes that follow the dataset's, ``${finser.n_features:...}`` and

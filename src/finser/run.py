@@ -31,7 +31,7 @@ from finser.console import drop_library_handlers
 from finser.cores import limit_threads, threads_per_process, usable_cores
 from finser.errors import FinserError
 from finser.features import N_FFT, SAMPLE_RATE
-from finser.launch import requeued_checkpoint
+from finser.launch import check_launcher, requeued_checkpoint
 from finser.models.checkpoint import load_model, publish_checkpoint, save_checkpoint
 from finser.outputs import atomic_text
 from finser.pipeline import build_task
@@ -205,6 +205,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
     """One training run: returns its final metrics (a sweeper optimises ``cfg.optimized_metric``)."""
     check_settings(cfg)
     torch.set_float32_matmul_precision("high")  # TF32 matmuls where the GPU has them
+    if HydraConfig.initialized():
+        hydra = HydraConfig.get()
+        check_launcher(hydra.runtime.choices.get("hydra/launcher"), hydra.launcher, cfg.trainer)
     limit_threads(threads_per_process(concurrent_processes(cfg)))
     drop_library_handlers()
     output_dir = run_dir()
