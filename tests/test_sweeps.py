@@ -70,3 +70,23 @@ def test_eval_of_a_checkpoint_of_another_feature_names_the_overrides(tmp_path: P
                        script="eval.py", check=False)  # fmt: skip
     assert result.returncode != 0
     assert "is another architecture than this config's: add feature=mfcc fin_arch=spectral" in result.stderr
+
+
+def test_eval_of_a_model_that_measures_nothing_exits_non_zero(tmp_path: Path, cache_dir: Path) -> None:
+    """Finite weights, infinite outputs: an output scale of 3e38 overflows every prediction, so every metric is NaN
+    or infinite. eval.py says nothing was measured and exits 1, writing no results.json (it exited 0 with {})."""
+    import torch
+
+    from finser.models.checkpoint import save_checkpoint
+    from finser.models.fin import study_fin
+
+    fin = study_fin("rms", convolutional=False)
+    with torch.no_grad():
+        fin.output_scale.std.fill_(3e38)
+    path = save_checkpoint(fin, {"_target_": "finser.models.fin.build_fin", "feature": "rms", "arch": "fc"},
+                           tmp_path / "rms_fc.ckpt", kind="fin", feature="rms", arch="fc")  # fmt: skip
+    result = run_train(tmp_path, cache_dir, f"ckpt={path}", "feature=rms", "fin_arch=fc", script="eval.py",
+                       check=False, full_error=False)  # fmt: skip
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "nothing was measured" in result.stderr
+    assert not (tmp_path / "run" / "results.json").exists()
