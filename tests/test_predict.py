@@ -177,3 +177,24 @@ def test_a_progress_bar_on_a_terminal_and_nothing_otherwise(ser_checkpoint: Path
         advance(path, 3.0)
     assert pipe.file.getvalue() == ""
     assert "s of audio" not in predict(f"ckpt={ser_checkpoint}", f"audio={path}").stderr  # not a terminal: no bar
+
+
+def test_a_model_trained_band_limited_scores_band_limited_windows(tmp_path: Path) -> None:
+    """``dataset.band_limit_hz=8000`` in training is recorded in ser_model.ckpt and applied to every window predict
+    scores (it scored full-band audio): a file scores as its own low-passed copy does under a full-band model."""
+    from finser.data.audio import band_limit
+    from finser.models.checkpoint import load_model, read_checkpoint
+
+    full_band = tiny_ser_checkpoint(tmp_path / "full.ckpt")
+    payload = read_checkpoint(full_band)
+    model, _ = load_model(full_band)
+    meta = {**payload["meta"], "band_limit_hz": 4000}
+    limited = save_checkpoint(model, payload["model"], tmp_path / "limited.ckpt", **meta)
+    signal = (0.1 * np.random.default_rng(7).standard_normal(55_125)).astype(np.float32)  # white: energy above 4 kHz
+    soundfile.write(tmp_path / "clip.wav", signal, 22_050, subtype="FLOAT")
+    soundfile.write(tmp_path / "low.wav", band_limit(signal, 4000), 22_050, subtype="FLOAT")
+    scored = EmotionPredictor(limited).predict(tmp_path / "clip.wav")[0].probabilities
+    expected = EmotionPredictor(full_band).predict(tmp_path / "low.wav")[0].probabilities
+    unlimited = EmotionPredictor(full_band).predict(tmp_path / "clip.wav")[0].probabilities
+    assert scored == pytest.approx(expected, abs=1e-5)
+    assert scored != pytest.approx(unlimited, abs=1e-5)  # the band limit changed what the model heard

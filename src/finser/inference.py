@@ -22,7 +22,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from finser.data.audio import DECODING_ERRORS, SAMPLE_RATE, AudioError, read_blocks
+from finser.data.audio import DECODING_ERRORS, SAMPLE_RATE, AudioError, band_limit, read_blocks
 from finser.errors import FinserError
 from finser.models.checkpoint import load_model
 from finser.outputs import atomic_text
@@ -133,14 +133,17 @@ class EmotionPredictor:
             )
         self.emotions: list[str] = list(meta["emotions"])
         self.clip_samples: int | None = meta.get("clip_samples")
+        self.band_limit_hz: float | None = meta.get("band_limit_hz")  # dataset.band_limit_hz in training
         self.batch_size = batch_size
 
     @torch.no_grad()
     def score(self, parts: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:
         """Each window's probabilities, ``batch_size`` windows per forward pass, so memory does not grow with the
-        file's length (the model is in eval mode: a window's result does not depend on its batch)."""
+        file's length (the model is in eval mode: a window's result does not depend on its batch). Each window is
+        low-passed as the model's training clips were (``band_limit_hz`` in the checkpoint; none: full band)."""
         for batch in batched(parts, self.batch_size):
-            probabilities = torch.softmax(self.model(torch.from_numpy(np.stack([p for _, p in batch]))), dim=-1)
+            clips = np.stack([band_limit(part, self.band_limit_hz) for _, part in batch])  # as training cropped
+            probabilities = torch.softmax(self.model(torch.from_numpy(clips)), dim=-1)
             yield from zip((start for start, _ in batch), probabilities.numpy(), strict=True)
 
     def predict(

@@ -144,7 +144,8 @@ class SERTask(L.LightningModule):
         datamodule = self.trainer.datamodule if self.trainer is not None else None
         spec = getattr(datamodule, "spec", None)
         if spec is not None:
-            self.clip = {"sample_rate": spec.sample_rate, "offset": spec.offset, "clip_samples": spec.n_samples}
+            self.clip = {"sample_rate": spec.sample_rate, "offset": spec.offset, "clip_samples": spec.n_samples,
+                         "band_limit_hz": spec.band_limit_hz}  # fmt: skip
         if self.class_weighted and datamodule is not None:
             counts = datamodule.train_class_counts().to(self.class_weights)
             weights = counts.sum() / (len(counts) * counts.clamp_min(1.0))
