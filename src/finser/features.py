@@ -195,7 +195,8 @@ class MagnitudeFeature(NamedTuple):
 
 
 # Features beyond the kernels' five, each from the magnitudes: a new one is its function and one entry here (and
-# its librosa call in ``reference_features``); compute, compute_all, FEATURE_DIMS and the configs follow.
+# its librosa call in ``reference_features``); both paths, FEATURE_DIMS and the checks of ``feature=`` and
+# ``front_end.features`` follow.
 MAGNITUDE_FEATURES: dict[str, MagnitudeFeature] = {
     "spectral_centroid": MagnitudeFeature(1, spectral_centroid_from_magnitude),
 }
@@ -268,11 +269,13 @@ def _compute_in_torch(frames: torch.Tensor, features: tuple[str, ...]) -> dict[s
         values["melspec"] = power @ mel_filterbank(frames.device, frames.dtype).T
         if "mfcc" in wanted:
             values["mfcc"] = mfcc_from_melspec(values["melspec"])
-        magnitude = power.sqrt()
-        if "chroma" in wanted:
-            values["chroma"] = chroma_from_magnitude(magnitude)
-        for name in wanted & MAGNITUDE_FEATURES.keys():
-            values[name] = MAGNITUDE_FEATURES[name].function(magnitude)
+        of_magnitude = wanted & MAGNITUDE_FEATURES.keys()
+        if "chroma" in wanted or of_magnitude:
+            magnitude = power.sqrt()
+            if "chroma" in wanted:
+                values["chroma"] = chroma_from_magnitude(magnitude)
+            for name in of_magnitude:
+                values[name] = MAGNITUDE_FEATURES[name].function(magnitude)
     return values
 
 
@@ -313,7 +316,7 @@ def _compute_on_cpu(frames: torch.Tensor, features: tuple[str, ...]) -> dict[str
     tells a kernel to skip that output. Arrays are numpy, whose allocations and slices cost a fraction of
     torch's: on a 2.5 s file this wrapper's own time is ~10% of the call. The kernels write the five they know
     (``KERNEL_DIMS``); each ``MAGNITUDE_FEATURES`` entry asked for is its torch function of the chunk's
-    magnitudes, which the spectrum pass then writes for it as for the chroma.
+    magnitudes, which the spectrum pass writes for it as it does for the chroma. Nothing else is allocated.
     """
     from finser import feature_kernels  # numba: imported and compiled (or loaded from its cache) on first use
 
