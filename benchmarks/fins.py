@@ -76,7 +76,7 @@ def run(frames, repeats: int) -> dict:
     targets_all = features.compute_all(frames)
     noise = white_noise(2048)
     noise_targets = features.compute_all(noise)
-    for feature in features.FEATURES:
+    for feature in features.REGISTERED_FEATURES:
         for arch, build in fin_variants(feature).items():
             torch.manual_seed(0)
             net = build().eval()
@@ -117,13 +117,27 @@ def mflop(flops: float) -> str:
     return fmt(flops / 1e6) if flops >= 1e6 else f"{flops / 1e6:.3g}"
 
 
+def versus_study(row: dict) -> tuple[str, str, str, str]:
+    """The study's params / MFLOP, its FLOPs over ours (matmul, all ops) and its R²: dashes for a feature it had no
+    FIN for (a registered feature beyond its five)."""
+    feature = row["feature"]
+    if feature not in study.FIN_MACS:
+        return ("— (not in the study)", "—", "—", "—")
+    study_flops = 2 * study.FIN_MACS[feature]
+    return (
+        f"{study.FIN_PARAMETERS[feature] / 1e3:,.0f} K / {fmt(study_flops / 1e6)}",
+        fmt(study_flops / row["flops_per_frame"]) + "×" if row["flops_per_frame"] else "— (no mm)",
+        fmt(study_flops / row["all_ops_per_frame"]) + "×",
+        f"{study.FIN_R2[feature][0]:.2f}",
+    )
+
+
 def markdown(results: dict) -> str:
     """The section's text: how operations are counted, then one row per FIN beside the study's."""
     rows = []
     for row in results.values():
-        feature = row["feature"]
-        study_flops = 2 * study.FIN_MACS[feature]
         r2 = row["r2_published"]
+        *study_cost, study_r2 = versus_study(row)
         rows.append(
             [
                 row["feature"],
@@ -131,16 +145,14 @@ def markdown(results: dict) -> str:
                 f"{row['params']:,}",
                 mflop(row["flops_per_frame"]),
                 mflop(row["all_ops_per_frame"]),
-                f"{study.FIN_PARAMETERS[feature] / 1e3:,.0f} K / {fmt(study_flops / 1e6)}",
-                fmt(study_flops / row["flops_per_frame"]) + "×" if row["flops_per_frame"] else "— (no mm)",
-                fmt(study_flops / row["all_ops_per_frame"]) + "×",
+                *study_cost,
                 f"{fmt(row['frames_per_s'])} / {fmt(row['frames_per_s_1_thread'])}",
                 "—" if r2 is None else f"{r2:.4f}",
                 "—" if row["r2_at_init"] is None else f"{row['r2_at_init']:.4f}",
                 "—"
                 if row["r2_at_init_white_noise"] is None
                 else f"{row['r2_at_init_white_noise']:.4f} / {100 * row['relative_error_white_noise']:.1f} %",
-                f"{study.FIN_R2[feature][0]:.2f}",
+                study_r2,
             ]
         )
     header = [

@@ -32,7 +32,7 @@ def run(frames, clips, quick: bool) -> dict:
     from finser.tasks.fin import FINTask
 
     fin = {}
-    for feature in features.FEATURES:
+    for feature in features.REGISTERED_FEATURES:
         for arch, build in fin_variants(feature).items():
             batch_size = 64 if arch == "conv" else 256
             steps = 3 if arch == "conv" else (5 if quick else 8)

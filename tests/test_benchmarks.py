@@ -23,6 +23,25 @@ def test_every_section_measures_and_renders(name: str) -> None:
     assert callable(module.run) and callable(module.markdown)
 
 
+def test_the_fin_cost_section_sets_a_fin_the_study_had_not_beside_nothing() -> None:
+    """Section 2 covers every registered feature; the study's columns are its numbers, or dashes where it had none."""
+    from benchmarks import fins
+    from finser import study
+    from finser.features import REGISTERED_FEATURES
+
+    assert "spectral_centroid" in REGISTERED_FEATURES and set(fins.fin_variants("spectral_centroid")) >= {"fc", "conv"}
+    measured = {"params": 10, "flops_per_frame": 2e6, "all_ops_per_frame": 3e6, "frames_per_s": 1e4,
+                "frames_per_s_1_thread": 6e3, "r2_published": None, "r2_at_init": 0.5, "r2_at_init_white_noise": None,
+                "relative_error_white_noise": None}  # fmt: skip
+    rows = {
+        feature: {"feature": feature, "arch": "spectral", **measured} for feature in ("chroma", "spectral_centroid")
+    }
+    lines = fins.markdown(rows).splitlines()
+    chroma, centroid = (next(line for line in lines if line.startswith(f"| {name} |")) for name in rows)
+    assert chroma.endswith(f"| {study.FIN_R2['chroma'][0]:.2f} |") and "K / " in chroma
+    assert "| — (not in the study) | — | — |" in centroid and centroid.endswith("| — |")
+
+
 def test_the_start_up_timer_is_a_callback_train_py_can_load() -> None:
     # benchmarks/startup.py adds it as +callbacks.bench_timer._target_=...; train.py's folder starts its sys.path.
     assert issubclass(get_object("benchmarks.callbacks.FirstStepTimer"), L.Callback)

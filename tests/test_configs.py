@@ -22,7 +22,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from finser.data.labels import EMOTIONS, Clip
-from finser.features import FEATURE_DIMS, FEATURES
+from finser.features import FEATURE_DIMS, FEATURES, REGISTERED_FEATURES
 from finser.models.checkpoint import model_constructors
 from finser.models.fin import FIN_ARCHITECTURES
 from finser.run import check_settings, data_signature
@@ -105,7 +105,7 @@ def test_every_option_composes_resolves_and_names_importable_targets(compose_tra
     check_settings(cfg)
 
 
-@pytest.mark.parametrize("feature", FEATURES)
+@pytest.mark.parametrize("feature", REGISTERED_FEATURES)
 @pytest.mark.parametrize("arch", ["spectral", "fc", "conv"])
 def test_every_fin_builds_from_its_config(compose_train, feature: str, arch: str) -> None:
     cfg = compose_train(f"feature={feature}", f"fin_arch={arch}")
@@ -293,9 +293,9 @@ def test_the_front_end_group_names_the_run_and_publishes_plain_data(
 
 
 def test_the_feature_and_fin_arch_options_are_the_package_s_registries() -> None:
-    """The groups are the command line's menu of one list each (finser.features.FEATURES, FIN_ARCHITECTURES):
-    an option is a file named after its entry, holding that name."""
-    for group, registry in (("feature", FEATURES), ("fin_arch", FIN_ARCHITECTURES)):
+    """The groups are the command line's menu of one list each (finser.features.REGISTERED_FEATURES,
+    FIN_ARCHITECTURES): an option is a file named after its entry, holding that name."""
+    for group, registry in (("feature", REGISTERED_FEATURES), ("fin_arch", FIN_ARCHITECTURES)):
         options = {option for name, option in OPTIONS if name == group}
         assert options == set(registry), group
         for option in options:
@@ -343,11 +343,13 @@ def test_ser_presets_pretrain_missing_fins_by_default_only_on_a_generated_corpus
 @pytest.mark.parametrize("preset", ["ser_baseline", "ser_fin_finetuned"])
 @pytest.mark.parametrize(
     ("features", "size"),
-    [("[zcr,rms,chroma,mfcc]", 34), ("[melspec,zcr]", 129), ("[rms]", 1), ("[zcr,rms,chroma,mfcc,melspec]", 162)],
-)
+    [("[zcr,rms,chroma,mfcc]", 34), ("[melspec,zcr]", 129), ("[rms]", 1), ("[zcr,rms,chroma,mfcc,melspec]", 162),
+     ("[zcr,rms,chroma,mfcc,melspec,spectral_centroid]", 163), ("[spectral_centroid,mfcc]", 21)],
+)  # fmt: skip
 def test_any_subset_of_the_features_feeds_the_head(compose_train, preset: str, features: str, size: int) -> None:
-    """``front_end.features`` picks the front-end's features and their order; the head's input size, the run's
-    identity (``feature``: ``all`` or the subset) and its W&B tags follow; the five are the study's 162 values."""
+    """``front_end.features`` picks the front-end's features and their order, any registered one among them; the
+    head's input size, the run's identity (``feature``: ``all`` or the set) and its W&B tags follow; the five are
+    the study's 162 values."""
     cfg = compose_train(f"experiment={preset}", f"front_end.features={features}")
     chosen = features.strip("[]").split(",")
     assert cfg.front_end.n_features == cfg.ser_head.net.n_features == size
@@ -357,6 +359,15 @@ def test_any_subset_of_the_features_feeds_the_head(compose_train, preset: str, f
     assert net.front_end.features == tuple(chosen)
     values, mask = net.frame_features(torch.randn(2, 8192))
     assert values.shape == (2, size, mask.shape[1]) and net(torch.randn(2, 8192)).shape == (2, 8)
+
+
+@pytest.mark.parametrize("preset", [*SER_PRESETS, "ser_fin_closed_form"])  # SincNet and LEAF learn their own
+def test_the_ser_presets_still_take_the_study_s_five_features(compose_train, preset: str) -> None:
+    """A registered feature beyond the five is there to be asked for: no preset's front-end, size or name moves."""
+    cfg = compose_train(f"experiment={preset}")
+    assert FEATURES == ("zcr", "rms", "chroma", "mfcc", "melspec")
+    assert tuple(cfg.front_end.features) == FEATURES and cfg.identity.feature == "all"
+    assert cfg.front_end.n_features == cfg.ser_head.net.n_features == 162
 
 
 @pytest.mark.parametrize(

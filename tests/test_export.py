@@ -14,7 +14,7 @@ import torch
 import export as export_entry
 from finser.errors import FinserError
 from finser.export import TOLERANCE, export, generated_audio
-from finser.features import FEATURES
+from finser.features import REGISTERED_FEATURES
 from finser.models.checkpoint import build_model, load_model, save_checkpoint
 from finser.models.fin import build_fin
 from tests.conftest import REPO
@@ -26,7 +26,7 @@ HEADS = {
 }
 EMOTIONS = ["neutral", "happy", "sad", "angry"]
 # Every spectral FIN is its own class per feature; the study's FINs share one class, shown on their smallest.
-FIN_CASES = [(feature, arch) for arch in ARCHS for feature in (FEATURES if arch == "spectral" else ("rms",))]
+FIN_CASES = [(feature, arch) for arch in ARCHS for feature in (REGISTERED_FEATURES if arch == "spectral" else ("rms",))]
 
 
 def publish_fin(tmp_path: Path, feature: str, arch: str) -> Path:

@@ -38,7 +38,7 @@ def reference(frames: np.ndarray, feature: str) -> np.ndarray:
 
 
 @pytest.mark.parametrize("kind", ["random", "tonal", "silent", "speech"])
-@pytest.mark.parametrize("feature", features.FEATURES)
+@pytest.mark.parametrize("feature", features.REGISTERED_FEATURES)
 def test_compute_equals_librosa(feature: str, kind: str) -> None:
     frames = signals()[kind]
     expected = reference(frames, feature)
@@ -50,10 +50,45 @@ def test_compute_equals_librosa(feature: str, kind: str) -> None:
 
 def test_compute_all_equals_compute_for_every_feature() -> None:
     frames = torch.from_numpy(signals()["speech"])
-    together = features.compute_all(frames)
-    assert sum(value.shape[1] for value in together.values()) == 162
+    assert sum(value.shape[1] for value in features.compute_all(frames).values()) == 162  # the study's five
+    together = features.compute_all(frames, features.REGISTERED_FEATURES)
+    assert tuple(together) == features.REGISTERED_FEATURES
     for name, value in together.items():
         torch.testing.assert_close(value, features.compute(name, frames), rtol=0, atol=0)
+
+
+def test_the_study_s_five_are_registered_features_and_the_default() -> None:
+    assert features.FEATURES == ("zcr", "rms", "chroma", "mfcc", "melspec")
+    assert set(features.FEATURES) < set(features.REGISTERED_FEATURES) == set(features.FEATURE_DIMS)
+    assert sum(features.FEATURE_DIMS[name] for name in features.FEATURES) == 162
+
+
+# The centroid is a ratio of two sums over 1,025 bins, within 1e-4 of librosa's relative to each frame's own value,
+# and exactly 0 where librosa's is (digital silence). Noise and speech agree to ~4e-7; a pure tone leaves nearly
+# every bin empty but for the float32 FFT's rounding (~1e-7 of the peak each), which the high bins' frequencies
+# weigh in: up to ~4e-5 off here (librosa's FFT rounds less, its sums are float64).
+CENTROID_RELATIVE = 1e-4
+
+
+@pytest.mark.parametrize("gradient", [False, True], ids=["compiled CPU path", "torch path"])
+def test_spectral_centroid_equals_librosa_frame_by_frame(gradient: bool) -> None:
+    kinds = signals()
+    partly_silent = kinds["speech"][:2].copy()
+    partly_silent[:, 1024:] = 0.0
+    frames = np.concatenate([kinds["random"], kinds["speech"], kinds["tonal"], kinds["silent"], partly_silent])
+    expected = reference(frames, "spectral_centroid")
+    tensor = torch.from_numpy(frames).requires_grad_(gradient)
+    got = features.compute_all(tensor, ("spectral_centroid",))["spectral_centroid"]
+    assert got.shape == (len(frames), 1) and got.requires_grad == gradient
+    got = got.detach().numpy()
+    np.testing.assert_allclose(got, expected, rtol=CENTROID_RELATIVE, atol=0)
+    assert (got[-4:-2] == 0.0).all()  # silence: librosa's 0 Hz, no NaN
+
+
+def test_spectral_centroid_of_a_pure_tone_is_its_frequency() -> None:
+    time = np.arange(2048) / SAMPLE_RATE
+    tone = torch.tensor(np.sin(2 * np.pi * 1000.0 * time), dtype=torch.float32)[None]
+    assert float(features.compute("spectral_centroid", tone)[0, 0]) == pytest.approx(1000.0, rel=0.02)
 
 
 def test_known_answers() -> None:
@@ -95,5 +130,5 @@ def test_bad_frames_raise_a_value_error_saying_what_was_expected(frames: object,
 
 
 def test_unknown_feature_lists_the_known_ones() -> None:
-    with pytest.raises(FinserError, match="expected one of zcr, rms, chroma, mfcc, melspec"):
+    with pytest.raises(FinserError, match="expected one of zcr, rms, chroma, mfcc, melspec, spectral_centroid"):
         features.compute("spectral_flux", torch.zeros(1, 2048))

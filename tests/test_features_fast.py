@@ -41,7 +41,7 @@ def clip(kind: str, n_frames: int) -> np.ndarray:
 
 def librosa_values(frames: np.ndarray) -> dict[str, np.ndarray]:
     per_frame = [features.reference_features(frame) for frame in frames]
-    return {name: np.stack([values[name] for values in per_frame]) for name in features.FEATURES}
+    return {name: np.stack([values[name] for values in per_frame]) for name in features.REGISTERED_FEATURES}
 
 
 def assert_like_librosa(got: dict[str, torch.Tensor], expected: dict[str, np.ndarray]) -> None:
@@ -63,7 +63,7 @@ def test_chunked_compute_all_equals_librosa_on_overlapping_views(kind: str) -> N
     signal = torch.from_numpy(clip(kind, n_frames))
     frames = features.frame_signal(signal)
     assert frames.shape == (n_frames, features.N_FFT) and not frames.is_contiguous()
-    got = features.compute_all(frames)
+    got = features.compute_all(frames, features.REGISTERED_FEATURES)
     assert_like_librosa(got, librosa_values(frames.numpy()))
     for name, value in got.items():
         assert value.is_contiguous()
@@ -72,10 +72,10 @@ def test_chunked_compute_all_equals_librosa_on_overlapping_views(kind: str) -> N
 
 def test_chunked_path_equals_the_one_pass_functional_path() -> None:
     frames = features.frame_signal(torch.from_numpy(clip("speech", features.CHUNK_FRAMES + 5)))
-    chunked = features.compute_all(frames)
+    chunked = features.compute_all(frames, features.REGISTERED_FEATURES)
     # Frames that need a gradient take the functional path (no out= buffers, one pass).
-    one_pass = features.compute_all(frames.clone().requires_grad_(True))
-    for name in features.FEATURES:
+    one_pass = features.compute_all(frames.clone().requires_grad_(True), features.REGISTERED_FEATURES)
+    for name in features.REGISTERED_FEATURES:
         assert one_pass[name].requires_grad == (name != "zcr")
         torch.testing.assert_close(
             one_pass[name].detach(), chunked[name], rtol=1e-5, atol=1e-6 * chunked[name].abs().max()
@@ -85,7 +85,7 @@ def test_chunked_path_equals_the_one_pass_functional_path() -> None:
 @pytest.mark.slow
 def test_float64_frames_equal_librosa() -> None:
     frames = features.frame_signal(torch.from_numpy(clip("tonal", 40)).double())
-    got = features.compute_all(frames)
+    got = features.compute_all(frames, features.REGISTERED_FEATURES)
     assert all(value.dtype == torch.float64 for value in got.values())
     assert_like_librosa(got, librosa_values(frames.float().numpy()))
 
@@ -130,17 +130,22 @@ def test_huge_finite_samples_are_accepted() -> None:
 
 
 def test_an_empty_batch_gives_empty_features() -> None:
-    got = features.compute_all(torch.zeros(0, features.N_FFT))
+    got = features.compute_all(torch.zeros(0, features.N_FFT), features.REGISTERED_FEATURES)
     assert {name: tuple(value.shape) for name, value in got.items()} == {
         name: (0, dim) for name, dim in features.FEATURE_DIMS.items()
     }
 
 
-@pytest.mark.parametrize("subset", [("mfcc",), ("rms", "zcr"), ("chroma", "mfcc"), ("melspec", "rms")])
-def test_a_subset_of_features_equals_those_of_all_five(subset: tuple[str, ...]) -> None:
-    """MFCCs without the melspec output, or RMS (one reduction outside the chunks), take other routes."""
+@pytest.mark.parametrize(
+    "subset",
+    [("mfcc",), ("rms", "zcr"), ("chroma", "mfcc"), ("melspec", "rms"), ("spectral_centroid",),
+     ("chroma", "spectral_centroid")],
+)  # fmt: skip
+def test_a_subset_of_features_equals_those_of_all_of_them(subset: tuple[str, ...]) -> None:
+    """MFCCs without the melspec output, RMS (one reduction outside the chunks), or a feature of the magnitudes
+    with or without the chroma's, take other routes."""
     frames = features.frame_signal(torch.from_numpy(clip("speech", features.CHUNK_FRAMES + 3)))
-    every = features.compute_all(frames)
+    every = features.compute_all(frames, features.REGISTERED_FEATURES)
     got = features.compute_all(frames, subset)
     assert tuple(got) == subset
     for name in subset:

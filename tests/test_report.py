@@ -268,3 +268,27 @@ def test_runs_on_a_subset_of_the_features_are_paired_with_all_five_and_kept_out_
            f"{differences.std(ddof=1):.3f} over 3 seeds, paired t-test p = {p_value:.3f} |")  # fmt: skip
     assert row in text
     assert "| finetuned | conv1d | – | 3 | " in text  # the SER table: the three runs on all five features only
+
+
+def test_a_feature_the_study_had_not_gets_its_fin_row_and_its_ser_runs_a_pairing(tmp_path: Path) -> None:
+    """A registered feature beyond the five: its FIN has no study R² to stand beside (a dash, not a KeyError), and
+    SER runs that add it to the five are paired with the five as a subset's are."""
+    config = {"_target_": "finser.models.fin.spectral_fin", "feature": "spectral_centroid"}
+    checkpoint = save_checkpoint(
+        spectral_fin("spectral_centroid"), config, tmp_path / "fins" / "centroid.ckpt", kind="fin"
+    )
+    fake_run(tmp_path / "runs", "fin", {"experiment": "fin", "feature": "spectral_centroid", "arch": "spectral",
+                                        "variant": "pretrain", "test/r2": 0.997, "checkpoint": str(checkpoint)},
+             [0.99, 0.997], "val/r2")  # fmt: skip
+    six = "zcr+rms+chroma+mfcc+melspec+spectral_centroid"
+    for seed, (full, more) in enumerate([(0.50, 0.52), (0.56, 0.57), (0.53, 0.56)]):
+        for feature, score in (("all", full), (six, more)):
+            fake_run(tmp_path / "runs", f"{feature}_{seed}", {
+                "experiment": "ser_fin_finetuned", "variant": "finetuned", "head": "conv1d", "feature": feature,
+                "seed": seed, "test/f1_macro": score,
+            })  # fmt: skip
+    text = write_report([tmp_path / "runs"], tmp_path / "report").read_text()
+    fin_row = next(line for line in text.splitlines() if line.startswith("| spectral_centroid | 1 | spectral |"))
+    assert "0.997" in fin_row and fin_row.endswith("| – (no FIN in the study) |")
+    differences = np.array([0.52 - 0.50, 0.57 - 0.56, 0.56 - 0.53])
+    assert f"| finetuned | conv1d | +spectral_centroid | 3 | 0.550 ± 0.026 | Δ = {differences.mean():+.3f}" in text

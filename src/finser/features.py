@@ -10,7 +10,7 @@ functions below. Both are tested against librosa.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -34,8 +34,11 @@ CHUNK_FRAMES = 128
 
 N_BINS = N_FFT // 2 + 1
 
-FEATURE_DIMS: dict[str, int] = {"zcr": 1, "rms": 1, "chroma": N_CHROMA, "mfcc": N_MFCC, "melspec": N_MELS}
-FEATURES: tuple[str, ...] = tuple(FEATURE_DIMS)
+# The features the compiled CPU passes compute (finser.feature_kernels) and their sizes.
+KERNEL_DIMS: dict[str, int] = {"zcr": 1, "rms": 1, "chroma": N_CHROMA, "mfcc": N_MFCC, "melspec": N_MELS}
+# The study's five, in the order of the baseline's 162 values per frame: the default feature set everywhere. Named
+# here, not derived from a registry, so that registering a feature never changes them.
+FEATURES: tuple[str, ...] = ("zcr", "rms", "chroma", "mfcc", "melspec")
 
 
 def check_frames(frames: torch.Tensor) -> None:
@@ -168,10 +171,46 @@ def chroma_from_magnitude(magnitude: torch.Tensor) -> torch.Tensor:
     return raw / peak
 
 
+@lru_cache(maxsize=8)
+def _bin_frequencies(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    # librosa.fft_frequencies(sr=22050, n_fft=2048) as a column, (1025, 1): 0 to 11,025 Hz.
+    return torch.linspace(0.0, SAMPLE_RATE / 2, N_BINS, dtype=torch.float64).to(device=device, dtype=dtype)[:, None]
+
+
+def spectral_centroid_from_magnitude(magnitude: torch.Tensor) -> torch.Tensor:
+    """librosa.feature.spectral_centroid(S=|STFT|, sr=22050, n_fft=2048) per frame, shape (B, 1), in Hz.
+
+    The bins' frequencies weighted by the magnitude (not the power), as librosa's default. Its ``util.normalize``
+    leaves frames whose magnitudes sum below the dtype's smallest normal number unscaled, so silence reads 0 Hz.
+    """
+    total = magnitude.sum(dim=-1, keepdim=True)
+    total = torch.where(total < torch.finfo(magnitude.dtype).tiny, 1.0, total)
+    return (magnitude @ _bin_frequencies(magnitude.device, magnitude.dtype)) / total
+
+
+class MagnitudeFeature(NamedTuple):
+    """A feature of each frame's magnitude spectrum (B, 1025) → (B, dim), one torch function for both paths."""
+
+    dim: int
+    function: Callable[[torch.Tensor], torch.Tensor]
+
+
+# Features beyond the kernels' five, each from the magnitudes: a new one is its function and one entry here (and
+# its librosa call in ``reference_features``); both paths, FEATURE_DIMS and the checks of ``feature=`` and
+# ``front_end.features`` follow.
+MAGNITUDE_FEATURES: dict[str, MagnitudeFeature] = {
+    "spectral_centroid": MagnitudeFeature(1, spectral_centroid_from_magnitude),
+}
+
+# Every registered feature and its size: ``feature=<name>`` and ``front_end.features`` may name any of them.
+FEATURE_DIMS: dict[str, int] = KERNEL_DIMS | {name: entry.dim for name, entry in MAGNITUDE_FEATURES.items()}
+REGISTERED_FEATURES: tuple[str, ...] = tuple(FEATURE_DIMS)
+
+
 def check_feature(feature: str) -> None:
-    """Raise a FinserError listing the known features when ``feature`` is not one."""
+    """Raise a FinserError listing the registered features when ``feature`` is not one."""
     if feature not in FEATURE_DIMS:
-        raise FinserError(f"unknown feature {feature!r}: expected one of {', '.join(FEATURES)}")
+        raise FinserError(f"unknown feature {feature!r}: expected one of {', '.join(REGISTERED_FEATURES)}")
 
 
 def check_feature_set(features: Iterable[str]) -> tuple[str, ...]:
@@ -183,7 +222,7 @@ def check_feature_set(features: Iterable[str]) -> tuple[str, ...]:
     repeated = sorted({feature for feature in chosen if chosen.count(feature) > 1})
     if not chosen or repeated:
         raise FinserError(
-            f"front_end.features={list(chosen)}: expected each of some of {', '.join(FEATURES)} once"
+            f"front_end.features={list(chosen)}: expected each of some of {', '.join(REGISTERED_FEATURES)} once"
             + (f" ({', '.join(repeated)} repeated)" if repeated else " (none given)")
         )
     return chosen
@@ -226,13 +265,18 @@ def _compute_in_torch(frames: torch.Tensor, features: tuple[str, ...]) -> dict[s
         raise _non_finite_error()
     wanted = set(features)
     values = {"zcr": zcr(frames), "rms": rms(frames)}
-    if {"chroma", "mfcc", "melspec"} & wanted:
+    if wanted - {"zcr", "rms"}:
         power = power_spectrum(frames)
         values["melspec"] = power @ mel_filterbank(frames.device, frames.dtype).T
         if "mfcc" in wanted:
             values["mfcc"] = mfcc_from_melspec(values["melspec"])
-        if "chroma" in wanted:
-            values["chroma"] = chroma_from_magnitude(power.sqrt())
+        of_magnitude = wanted & MAGNITUDE_FEATURES.keys()
+        if "chroma" in wanted or of_magnitude:
+            magnitude = power.sqrt()
+            if "chroma" in wanted:
+                values["chroma"] = chroma_from_magnitude(magnitude)
+            for name in of_magnitude:
+                values[name] = MAGNITUDE_FEATURES[name].function(magnitude)
     return values
 
 
@@ -271,7 +315,9 @@ def _compute_on_cpu(frames: torch.Tensor, features: tuple[str, ...]) -> dict[str
     ZCR and RMS come from every frame whatever was asked (one cheap pass, which also finds NaN and inf: the RMS
     of a frame with one is not finite); the FFT and each spectral feature only when asked. An array with no rows
     tells a kernel to skip that output. Arrays are numpy, whose allocations and slices cost a fraction of
-    torch's: on a 2.5 s file this wrapper's own time is ~10% of the call.
+    torch's: on a 2.5 s file this wrapper's own time is ~10% of the call. The kernels write the five they know
+    (``KERNEL_DIMS``); each ``MAGNITUDE_FEATURES`` entry asked for is its torch function of the chunk's
+    magnitudes, which the spectrum pass writes for it as it does for the chroma. Nothing else is allocated.
     """
     from finser import feature_kernels  # numba: imported and compiled (or loaded from its cache) on first use
 
@@ -282,11 +328,14 @@ def _compute_on_cpu(frames: torch.Tensor, features: tuple[str, ...]) -> dict[str
     def array(rows: int, width: int, needed: bool = True) -> np.ndarray:
         return np.empty((rows if needed else 0, width), dtype=dtype)
 
-    out = {feature: array(n_frames, FEATURE_DIMS[feature], feature in wanted) for feature in FEATURE_DIMS}
+    of_magnitude = [name for name in features if name in MAGNITUDE_FEATURES]
+    out = {
+        feature: array(n_frames, FEATURE_DIMS[feature], feature in wanted) for feature in (*KERNEL_DIMS, *of_magnitude)
+    }
     out["zcr"], out["rms"] = array(n_frames, 1), array(n_frames, 1)
-    spectral = bool({"chroma", "mfcc", "melspec"} & wanted)
+    spectral = bool(wanted - {"zcr", "rms"})
     windowed = array(chunk, N_FFT, spectral)
-    magnitude = array(chunk, N_BINS, "chroma" in wanted)
+    magnitude = array(chunk, N_BINS, "chroma" in wanted or bool(of_magnitude))
     # The MFCCs' clipped mel powers, whose log torch takes in place (vectorised; numba's loop calls scalar log).
     clipped_tensor = torch.from_numpy(array(chunk, N_MELS, "mfcc" in wanted))
     clipped = clipped_tensor.numpy()
@@ -329,6 +378,8 @@ def _compute_on_cpu(frames: torch.Tensor, features: tuple[str, ...]) -> dict[str
         if "mfcc" in wanted:
             clipped_tensor[:rows].log_()
             feature_kernels.project(clipped[:rows], constants.decibel_dct, out["mfcc"][start:stop])
+        for name in of_magnitude:
+            out[name][start:stop] = MAGNITUDE_FEATURES[name].function(torch.from_numpy(magnitude[:rows])).numpy()
     # A sum of the RMS values is finite when every sample is; only a non-finite one, which could also be an
     # overflow of huge finite samples, pays for the exact check.
     if not math.isfinite(float(rms_column.sum())) and not bool(torch.isfinite(frames).all()):
@@ -373,4 +424,5 @@ def reference_features(frame: np.ndarray) -> dict[str, np.ndarray]:
         "chroma": librosa.feature.chroma_stft(S=magnitude, sr=SAMPLE_RATE, tuning=0.0, n_fft=N_FFT)[:, 0],
         "mfcc": librosa.feature.mfcc(y=frame, sr=SAMPLE_RATE, n_mfcc=N_MFCC, **kwargs)[:, 0],
         "melspec": librosa.feature.melspectrogram(y=frame, sr=SAMPLE_RATE, n_mels=N_MELS, **kwargs)[:, 0],
+        "spectral_centroid": librosa.feature.spectral_centroid(S=magnitude, sr=SAMPLE_RATE, n_fft=N_FFT)[:, 0],
     }

@@ -21,7 +21,7 @@ from scipy import stats
 
 from finser.data.labels import EMOTIONS
 from finser.errors import FinserError
-from finser.features import FEATURE_DIMS, FEATURES, compute, frame_signal
+from finser.features import FEATURE_DIMS, FEATURES, REGISTERED_FEATURES, compute, frame_signal
 from finser.outputs import atomic_text, check_output_folder, first_line_is
 from finser.study import FIN_R2, SER_RESULTS
 
@@ -81,15 +81,16 @@ def fin_table(results: list[dict]) -> str:
     for entry in runs:
         grouped[(entry["feature"], entry["arch"])].append(entry)
     rows = []
-    for (feature, arch), entries in sorted(grouped.items(), key=lambda item: (FEATURES.index(item[0][0]), item[0][1])):
+    order = {feature: rank for rank, feature in enumerate(REGISTERED_FEATURES)}
+    for (feature, arch), entries in sorted(grouped.items(), key=lambda item: (order[item[0][0]], item[0][1])):
         checkpoint = entries[-1].get("checkpoint", "")
         parameters, flops = fin_cost(checkpoint) if Path(checkpoint).exists() else (0, math.nan)
-        study_test, study_esd = FIN_R2[feature]
+        study = "{:.2f} ({:.2f})".format(*FIN_R2[feature]) if feature in FIN_R2 else "– (no FIN in the study)"
         rows.append(
             [feature, FEATURE_DIMS[feature], arch, f"{parameters:,}", f"{flops / 1e6:.3g}",
              mean_std([e["test/r2"] for e in entries if "test/r2" in e]),
              *[mean_std([e[f"eval/{name}/r2"] for e in entries if f"eval/{name}/r2" in e]) for name in eval_sets],
-             f"{study_test:.2f} ({study_esd:.2f})"]
+             study]
         )  # fmt: skip
     header = ["feature", "dim", "arch", "params", "MFLOP/frame (all ops)", "R² test", *[f"R² {n}" for n in eval_sets]]
     return markdown_table([*header, "study R² test (ESD)"], rows)
@@ -455,11 +456,13 @@ def fin_worth_section(results: list[dict]) -> str:
         )
     rows = []
     for (variant, head, subset), entries in sorted(subsets.items(), key=lambda item: _variant_rank(item[0][0])):
-        left_out = ", ".join(feature for feature in FEATURES if feature not in subset.split("+")) or "–"
+        chosen = subset.split("+")
+        added = [f"+{feature}" for feature in chosen if feature not in FEATURES]  # registered beyond the five
+        difference = ", ".join([feature for feature in FEATURES if feature not in chosen] + added) or "–"
         scores = [entry["test/f1_macro"] for entry in entries if "test/f1_macro" in entry]
         comparison = paired_test(entries, full.get((variant, head), []))
-        rows.append([variant, head, left_out, len(entries), mean_std(scores), comparison])
-    header = ["variant", "head", "left out", "runs", "test macro F1", "vs all five (subset − all)"]
+        rows.append([variant, head, difference, len(entries), mean_std(scores), comparison])
+    header = ["variant", "head", "left out (+added)", "runs", "test macro F1", "vs all five (these − all)"]
     return markdown_table(header, rows)
 
 
@@ -663,7 +666,7 @@ def write_report(
         "fin_predictions": lambda path: plot_fin_predictions(results, path),
         "fin_learning_curves": lambda path: plot_learning_curves(
             {f"{e}": [r for r in results if r.get("experiment") == "fin" and r["feature"] == e]
-             for e in FEATURES}, "val/r2", path, "FIN pre-training"),
+             for e in REGISTERED_FEATURES}, "val/r2", path, "FIN pre-training"),
         "ser_learning_curves": lambda path: plot_learning_curves(
             {group_label(key): entries for key, entries in grouped.items()}, "val/f1_macro", path, "SER training"),
         "ser_confusion": lambda path: plot_confusions(grouped, path),
@@ -688,7 +691,8 @@ def write_report(
         + front_end_table(full_data),
         "## What each FIN is worth\n\nSER runs whose front-end took a subset of the features (`front_end.features`) "
         "against the same variant and head on all five, paired by (fold, seed): a negative Δ is what the features "
-        "left out added.\n\n" + fin_worth_section(every_run),
+        "left out added (a positive one, what a feature beyond the five, +name, added).\n\n"
+        + fin_worth_section(every_run),
         "## How the runs stopped\n\nEach run trains until its checkpoint monitor stops improving (patience and "
         "floor in its config), with `training.max_epochs` as a cap.\n\n" + stopping_table(every_run),
         "## FIN drift\n\nEach FIN's R² against its exact feature on the SER test clips' frames after SER training "

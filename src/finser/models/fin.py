@@ -88,6 +88,12 @@ STUDY_TOPOLOGIES: dict[str, StudyTopology] = {
                              pool_stride=128),
 }  # fmt: skip
 
+# Features the study had no FIN for, and the study FIN whose topology theirs takes (fin_arch=fc and conv). The
+# spectral centroid is read off the magnitude spectrum as chroma is: chroma's 256 filters of 512 samples (~43 Hz
+# apart) give that spectrum, and its dense stack, the study's deepest, the ratio of two of its sums. ZCR's or RMS's
+# 16-sample filters resolve ~1.4 kHz, too coarse for a centroid of speech (a few hundred Hz to a few kHz).
+BORROWED_TOPOLOGIES: dict[str, str] = {"spectral_centroid": "chroma"}
+
 
 class StudyFIN(FIN):
     """The study's FIN: [conv1d → relu → max-pool →] dense relu layers → linear output, then ``output_scale``.
@@ -97,7 +103,7 @@ class StudyFIN(FIN):
 
     def __init__(self, feature: str, convolutional: bool) -> None:
         super().__init__(feature)
-        topology = STUDY_TOPOLOGIES[feature]
+        topology = STUDY_TOPOLOGIES[BORROWED_TOPOLOGIES.get(feature, feature)]
         layers: list[nn.Module] = []
         width = N_FFT
         if convolutional:
@@ -207,8 +213,11 @@ class SpectralMel(FIN):
 
     def parameter_groups(self, lr: float) -> list[dict]:
         """Band mixers take full steps; the atoms and the DCT, whose every weight touches every output, small ones."""
-        fine = [parameter for name, parameter in self.named_parameters() if not name.startswith("mixer.")]
-        return [{"params": list(self.mixer.parameters()), "lr": lr}, {"params": fine, "lr": lr * self.atom_lr_scale}]
+        mixers = [
+            parameter for module in self.modules() if isinstance(module, BandMixer) for parameter in module.parameters()
+        ]
+        fine = [parameter for parameter in self.parameters() if all(parameter is not mixed for mixed in mixers)]
+        return [{"params": mixers, "lr": lr}, {"params": fine, "lr": lr * self.atom_lr_scale}]
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         mel = self.mixer(self.atoms(frames))
@@ -236,6 +245,32 @@ class SpectralChroma(FIN):
         # Exact zeros for silence, as librosa (a floor under the power gave every silent frame a full-scale pattern).
         raw = self.mixer(sqrt_zero_safe(self.atoms(frames)))
         return raw / raw.amax(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+class SpectralCentroid(FIN):
+    """Fourier atoms → magnitude → a learnable weighted centroid: Σ w·f·|X| / Σ w·|X| over the atoms.
+
+    Both sums are non-negative band mixers, initialised at the share of the 1,025 bins each atom stands for (times
+    its frequency above), so the ratio starts at librosa's centroid sampled at mel-spaced frequencies, dense where
+    speech has its energy: R² ≈ 0.999 on unseen speech before training at ~2.1 MFLOP per frame (all ops), 1/190 of
+    chroma's conv FIN, whose topology fin_arch=conv borrows. Silence makes both sums 0 and the centroid 0 Hz, as
+    librosa's.
+    """
+
+    def __init__(self, feature: str = "spectral_centroid", n_atoms: int = 256, atom_lr_scale: float = 0.01) -> None:
+        super().__init__(feature)
+        frequencies = mel_spaced_frequencies(n_atoms)
+        self.atoms = FourierAtoms(frequencies)
+        bins_hz = np.arange(N_FFT // 2 + 1) * BIN_HZ
+        self.weighted = BandMixer(band_weights(bins_hz[None], frequencies))  # Σ f·|X|
+        self.total = BandMixer(band_weights(np.ones_like(bins_hz)[None], frequencies))  # Σ |X|
+        self.atom_lr_scale = atom_lr_scale
+
+    parameter_groups = SpectralMel.parameter_groups
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        magnitude = sqrt_zero_safe(self.atoms(frames))
+        return self.weighted(magnitude) / self.total(magnitude).clamp_min(1e-12)
 
 
 def sqrt_zero_safe(values: torch.Tensor) -> torch.Tensor:
@@ -326,6 +361,7 @@ _SPECTRAL: dict[str, type[FIN]] = {
     "chroma": SpectralChroma,
     "mfcc": SpectralMel,
     "melspec": SpectralMel,
+    "spectral_centroid": SpectralCentroid,
 }
 
 
