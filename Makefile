@@ -43,7 +43,8 @@ reproduce: $(STAMP)
 # The same on the embedded corpus, trained until validation stops improving (the presets' early-stopping rule; 150
 # epochs is only a cap): 3 FIN epochs, then the four SER variants x seeds 0-2 on 1.5 s crops from 0.6 s (the
 # study's 2.5 s), batches of 8, two single-threaded jobs at a time (more steps per second on 2 cores than one
-# job on both). Five seeds do not fit the 45-minute budget on 2 cores; SEEDS=0,1,2,3,4 runs them (README, Results).
+# job on both). Measured 2026-12-03: 96 min with set-up for seeds 0-2 (runs stopped at epochs 36-90), so five
+# seeds (SEEDS=0,1,2,3,4, ~2.5 h) do not fit the 45-minute budget on 2 cores (README, Results).
 reproduce-quick: $(STAMP)
 	env DATASET=synthetic SEEDS=0,1,2 FIN_ARGS="training.max_epochs=3 logger=csv hydra/launcher=parallel" \
 	  SER_ARGS="training.batch_size=8 ++datamodule.audio.duration=1.5 logger=csv hydra/launcher=parallel" \
