@@ -29,7 +29,8 @@ class StepTimer(L.Callback):
         return self.gaps()[0]  # the best step is the machine's rate
 
     def median_step(self) -> float:
-        return self.gaps()[len(self.gaps()) // 2]
+        gaps = self.gaps()
+        return gaps[len(gaps) // 2]
 
 
 def timed_fit(task: L.LightningModule, steps: int, accelerator: str = "cpu", precision: str = "32-true", **data):

@@ -47,14 +47,14 @@ def feature_set(features: object) -> str:
     return feature_set_name(features)
 
 
-FINSER_LAUNCHERS = {"submitit_slurm": "slurm", "submitit_local": "slurm_local", "joblib": "parallel"}
+FINSER_LAUNCHERS = {"submitit_slurm": "slurm", "submitit_local": "slurm_local"}  # the plugins' bare configs → ours
 
 
 def check_launcher(choice: str | None, launcher: object, trainer: object) -> None:
     """A plugin's bare launcher config (``hydra/launcher=submitit_slurm``, as in Hydra's docs) requests no GPU and one
     task whatever the trainer wants; refuse it where that differs, naming finser's config, whose requests follow the
     trainer. Resuming a requeued job works under either name (``SUBMITIT_EXECUTOR``, :func:`requeued_checkpoint`)."""
-    if choice not in ("submitit_slurm", "submitit_local"):
+    if choice not in FINSER_LAUNCHERS:
         return
     accelerator, devices = trainer.get("accelerator"), trainer.get("devices", 1)
     needed = (gpus_per_node(accelerator, devices), devices_per_node(devices) if choice == "submitit_slurm" else 1)

@@ -42,6 +42,14 @@ def check_output(
     return path
 
 
+def check_no_file_above(path: Path, key: str, candidates: Iterable[Path]) -> None:
+    """The first of ``candidates`` (``path``'s folders, nearest first) that exists must be a folder: a file there
+    could never hold ``path``."""
+    blocking = next((candidate for candidate in candidates if candidate.exists()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise FinserError(f"cannot write {key}={path}: {blocking} is a file, not a folder: choose another path")
+
+
 def first_line_is(title: str) -> Callable[[Path], bool]:
     """Recognises a Markdown file finser wrote by its first line."""
 
@@ -62,9 +70,7 @@ def check_output_folder(
     path that can become one, whose files of those names are replaced only when its main file is one finser wrote
     (``ours``), or with ``overwrite``."""
     folder = Path(folder)
-    blocking = next((path for path in (folder, *folder.parents) if path.exists()), None)
-    if blocking is not None and not blocking.is_dir():
-        raise FinserError(f"cannot write {key}={folder}: {blocking} is a file, not a folder: choose a folder")
+    check_no_file_above(folder, key, (folder, *folder.parents))
     names = list(names)
     existing = [folder / name for name in names if (folder / name).exists()]
     if existing and not overwrite and not ours(folder / names[0]):

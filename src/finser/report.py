@@ -96,11 +96,16 @@ def fin_table(results: list[dict]) -> str:
     return markdown_table([*header, "study R² test (ESD)"], rows)
 
 
+def is_ser(entry: dict) -> bool:
+    """An SER run's results (any ``ser_*`` preset), not a FIN run's."""
+    return str(entry.get("experiment", "")).startswith("ser")
+
+
 def ser_groups(results: list[dict]) -> dict[tuple[str, str], list[dict]]:
     """SER runs grouped by (variant, head, held-out corpus or "–"), each list sorted by seed."""
     grouped: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
     for entry in results:
-        if str(entry.get("experiment", "")).startswith("ser"):
+        if is_ser(entry):
             grouped[(entry.get("variant", "?"), entry.get("head", "?"), entry.get("held_out") or "–")].append(entry)
     for entries in grouped.values():
         entries.sort(key=lambda entry: entry.get("seed", 0))
@@ -429,13 +434,13 @@ def train_fraction(entry: dict) -> float:
 
 
 def ser_runs(results: list[dict]) -> list[dict]:
-    return [entry for entry in results if str(entry.get("experiment", "")).startswith("ser")]
+    return [entry for entry in results if is_ser(entry)]
 
 
 def feature_subset(entry: dict) -> str:
     """The features an SER run's front-end took (``front_end.features``): ``all`` for the five, e.g.
     ``zcr+rms+chroma+mfcc``; a FIN run's ``feature`` is its own and counts as ``all`` here."""
-    return str(entry.get("feature") or "all") if str(entry.get("experiment", "")).startswith("ser") else "all"
+    return str(entry.get("feature") or "all") if is_ser(entry) else "all"
 
 
 def fin_worth_section(results: list[dict]) -> str:

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from finser.errors import FinserError
-from finser.outputs import atomic_text, check_output
+from finser.outputs import atomic_text, check_no_file_above, check_output
 
 EMOTIONS: tuple[str, ...] = ("neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise")
 EMOTION_INDEX: dict[str, int] = {emotion: index for index, emotion in enumerate(EMOTIONS)}
@@ -40,9 +40,7 @@ def is_manifest(path: Path) -> bool:
 def check_manifest_target(path: Path, overwrite: bool = False) -> None:
     """Fail before any work when ``path`` cannot become a manifest file: a folder, below a file, or an existing file
     that is not a manifest (unless ``overwrite``)."""
-    blocking = next((parent for parent in path.parents if parent.exists()), None)
-    if blocking is not None and not blocking.is_dir():
-        raise FinserError(f"cannot write manifest={path}: {blocking} is a file, not a folder: choose another path")
+    check_no_file_above(path, "manifest", path.parents)
     check_output(path, "manifest", ours=is_manifest, overwrite=overwrite)
 
 
