@@ -30,6 +30,11 @@ from finser.features import FEATURE_DIMS, N_FFT, SAMPLE_RATE, TOP_DB, check_feat
 BIN_HZ = SAMPLE_RATE / N_FFT
 
 
+def single_group(module: nn.Module, lr: float) -> list[dict]:
+    """One optimiser group: every parameter of ``module`` at the run's rate."""
+    return [{"params": list(module.parameters()), "lr": lr}]
+
+
 class OutputScale(nn.Module):
     """Maps standardised predictions back to the feature's units with the training targets' mean and std."""
 
@@ -57,7 +62,7 @@ class FIN(nn.Module):
 
     def parameter_groups(self, lr: float) -> list[dict]:
         """Optimiser groups; a FIN whose parts need different step sizes overrides this."""
-        return [{"params": list(self.parameters()), "lr": lr}]
+        return single_group(self, lr)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from torch import nn
 
 from finser.errors import FinserError
 from finser.features import N_FFT, SAMPLE_RATE
+from finser.models.fin import single_group
 from finser.models.ser import log_power
 
 NYQUIST_HZ = SAMPLE_RATE / 2
@@ -47,7 +48,7 @@ class Filterbank(nn.Module):
     """A learnable front-end whose weights all train at the run's rate (one optimiser group)."""
 
     def parameter_groups(self, lr: float) -> list[dict]:
-        return [{"params": list(self.parameters()), "lr": lr}]
+        return single_group(self, lr)
 
 
 class SincNetFrontEnd(Filterbank):
