@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The CPU wheel on this machine's disk; a GPU user passes e.g. TORCH="torch==2.13.0 --index-url ...".
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
-# pytest workers for `make test`: the suite is mostly train.py subprocesses, ~8 min on one core of two, ~4 on both.
+# pytest workers for `make test`: the suite is mostly train.py runs (forked from a preloaded Python, tests/preloaded.py).
 TEST_WORKERS ?= 2
 
 .PHONY: install train test test-fast bench bench-scale reproduce reproduce-quick report lint clean

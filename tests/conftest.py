@@ -22,6 +22,8 @@ from types import CodeType
 import numpy as np
 import pytest
 
+from tests.preloaded import PRELOADED_PYTHON, run_python
+
 REPO = Path(__file__).resolve().parents[1]
 HELPERS = ("tests", "benchmarks")  # packages whose functions the tests call as helpers
 
@@ -31,6 +33,10 @@ def pytest_configure(config: pytest.Config) -> None:
     from finser.launch import register_resolvers
 
     register_resolvers()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    PRELOADED_PYTHON.close()
 
 
 def global_names(code: CodeType) -> set[str]:
@@ -119,9 +125,7 @@ def run_train(
         *TINY,
         *[override for override in overrides if override not in flags],
     ]
-    result = subprocess.run(
-        command, cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600
-    )
+    result = run_python(command, env=env)
     if check and result.returncode != 0:
         raise AssertionError(
             f"train.py failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"

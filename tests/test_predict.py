@@ -22,6 +22,7 @@ from finser.models.checkpoint import save_checkpoint
 from finser.models.fin import spectral_fin
 from predict import main as predict_main
 from tests.conftest import REPO
+from tests.preloaded import run_python
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def ser_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def predict(*arguments: str) -> subprocess.CompletedProcess:
     command = [sys.executable, str(REPO / "predict.py"), *arguments]
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    return run_python(command, timeout=300)
 
 
 def test_a_folder_at_several_rates_with_bad_files(ser_checkpoint: Path, tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from finser.data.corpora import index_corpora
 from tests.data.conftest import write_lfs_pointer, write_tree
+from tests.preloaded import run_python
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,7 +111,7 @@ def train(tmp_path: Path, *overrides: str) -> dict:
         "training.batch_size=32",
         *overrides,
     ]
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    result = run_python(command, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads((tmp_path / "run" / "results.json").read_text())
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -19,6 +18,7 @@ from finser.data.cache import DecodedCache
 from finser.data.labels import read_manifest
 from finser.report import read_metrics_csv
 from tests.conftest import REPO, TINY, read_results, run_train
+from tests.preloaded import run_python
 
 
 def test_a_nan_loss_stops_the_run_with_a_message(tmp_path: Path, cache_dir: Path) -> None:
@@ -152,7 +152,7 @@ def test_joblib_runs_sharing_a_fresh_cache_neither_corrupt_nor_duplicate_it(tmp_
         "hydra.sweep.subdir=${hydra.job.num}", *TINY,
     ]  # fmt: skip
     env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "1", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    result = run_python(command, env=env)
     assert result.returncode == 0, result.stderr[-5000:]
     jobs = [tmp_path / "multirun" / str(job) for job in (0, 1)]
     assert all("test/mse" in read_results(job) for job in jobs)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from finser.data.labels import EMOTIONS
 from finser.features import FEATURES
 from finser.models.checkpoint import load_model
 from tests.conftest import PRETRAINED_R2, REPO, TINY, publish_tiny_fins, read_results, run_train, wandb_run
+from tests.preloaded import run_python
 
 PRESETS = ("ser_baseline", "ser_fin_frozen", "ser_fin_finetuned", "ser_fin_scratch")
 
@@ -29,7 +29,7 @@ def test_the_four_presets_sweep_into_four_wandb_groups(tmp_path: Path, cache_dir
         *TINY, "training.batch_size=8", "training.limit_train_batches=2", "++datamodule.audio.duration=0.5",
     ]  # fmt: skip
     env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "1"}
-    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    result = run_python(command, env=env)
     assert result.returncode == 0, result.stderr[-5000:]
 
     groups = set()
@@ -96,6 +96,6 @@ def test_each_control_preset_trains_publishes_and_predicts(tmp_path: Path, cache
     assert not (tmp_path / "fins").exists()
     clip = next((cache_dir / "synthetic").rglob("*.wav"))
     command = [sys.executable, str(REPO / "predict.py"), f"ckpt={results['checkpoint']}", f"audio={clip}"]
-    scored = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    scored = run_python(command, timeout=300)
     assert scored.returncode == 0, scored.stderr
     assert scored.stdout.splitlines()[1].split(",")[1] in EMOTIONS

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import stat
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from finser.errors import FinserError
 from finser.models.checkpoint import FORMAT, load_model, save_checkpoint
 from finser.models.fin import spectral_fin, study_fin
 from tests.conftest import REPO
+from tests.preloaded import run_python
 
 
 def test_round_trip_gives_the_same_function(tmp_path: Path) -> None:
@@ -116,7 +116,7 @@ def test_predict_refuses_a_hostile_checkpoint_in_one_line(tmp_path: Path) -> Non
                    meta={"kind": "ser", "emotions": ["angry", "sad"]})  # fmt: skip
     (tmp_path / "clips").mkdir()
     command = [sys.executable, str(REPO / "predict.py"), f"ckpt={path}", f"audio={tmp_path / 'clips'}"]
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = run_python(command, timeout=300)
     assert result.returncode == 1
     assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "not one of finser's model constructors" in result.stderr
