@@ -42,6 +42,38 @@ def test_impossible_settings_are_refused_naming_the_key(override: str, key: str)
         check_settings(cfg)
 
 
+@pytest.mark.parametrize(
+    ("experiment", "override", "refused"),
+    [
+        ("ser_baseline", "dataset.audio.duration=1.5", "set datamodule.audio.duration instead"),  # SER crops its own
+        ("fin", "dataset.audio.duration=1.5", None),  # the frames datamodule reads ${dataset.audio}
+        ("fin", "dataset.generated=false", "so the value would be ignored"),  # only the SER presets read it
+        ("ser_baseline", "dataset.generated=false", None),
+        ("ser_baseline", "dataset.root=/data/ser", None),  # read through ${dataset.index}'s own ${dataset.root}
+        ("ser_baseline", "dataset.band_limit_hz=4000", None),  # read through datamodule.audio
+        ("ser_baseline", "dataset.augment=true", None),  # read through the split
+    ],
+)
+def test_an_override_the_chosen_options_never_read_is_refused(experiment: str, override: str, refused: str | None
+                                                              ) -> None:  # fmt: skip
+    overrides = [f"experiment={experiment}", override]
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    if refused is None:
+        check_settings(cfg, overrides)
+        return
+    key = override.split("=")[0].replace(".", "[.]")
+    with pytest.raises(FinserError, match=rf"impossible settings.*{key}: nothing this run builds reads it.*{refused}"):
+        check_settings(cfg, overrides)
+
+
+def test_an_ignored_override_stops_train_py_before_any_work(tmp_path: Path, cache_dir: Path) -> None:
+    result = run_train(tmp_path, cache_dir, "experiment=ser_baseline", "dataset.audio.duration=1.5", check=False)
+    assert result.returncode == 1
+    assert "dataset.audio.duration: nothing this run builds reads it" in result.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 def test_the_default_settings_pass_the_check() -> None:
     for experiment in ("fin", "ser_baseline", "ser_fin_finetuned"):
         with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):

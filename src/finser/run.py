@@ -8,16 +8,18 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
@@ -77,9 +79,10 @@ SETTING_RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
 )
 
 
-def check_settings(cfg: DictConfig) -> None:
-    """Refuse impossible values, naming the key, before anything is built or trained."""
-    problems = []
+def check_settings(cfg: DictConfig, overrides: Sequence[str] = ()) -> None:
+    """Refuse impossible values, and command-line ``overrides`` of keys this run never reads, naming the key, before
+    anything is built or trained."""
+    problems = unread_overrides(cfg, overrides)
     for key, test, expected in SETTING_RULES:
         value = OmegaConf.select(cfg, key)
         try:
@@ -103,6 +106,62 @@ def check_settings(cfg: DictConfig) -> None:
         problems.append(f"datamodule.audio.duration={duration}: a crop shorter than one {N_FFT}-sample window")
     if problems:
         raise FinserError("impossible settings, nothing was run: " + "; ".join(problems))
+
+
+# Sections no code reads whole: their keys reach a run only through interpolations elsewhere (``${dataset.index}`` in
+# the datamodule, ``${dataset.name}`` in the experiment), so an option that refers to none of a key ignores it.
+READ_THROUGH_REFERENCES = ("dataset",)
+REFERENCE = re.compile(r"\$\{(?:[\w.]+:)?([A-Za-z_][\w.]*)")  # ${a.b}, ${oc.select:a.b,default}
+
+
+def unread_overrides(cfg: DictConfig, overrides: Sequence[str]) -> list[str]:
+    """The overrides of keys in :data:`READ_THROUGH_REFERENCES` that nothing this run builds refers to: e.g.
+    ``dataset.audio.duration`` in an SER run, whose datamodule crops with ``datamodule.audio`` (the value would be
+    silently ignored)."""
+    raw = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]), resolve=False)
+    located = list(references(raw))
+    read = {ref for where, ref in located if not within(where, READ_THROUGH_REFERENCES)}
+    frontier = set(read)
+    while frontier:  # a key read through a reference reads what it refers to in turn (index.root: ${dataset.root})
+        frontier = {ref for where, ref in located if within(where, frontier) and ref not in read}
+        read |= frontier
+    problems = []
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        key = override.key_or_group
+        if override.is_delete() or not within(key, READ_THROUGH_REFERENCES) or "." not in key:
+            continue
+        if not any(within(key, {ref}) or within(ref, {key}) for ref in read):
+            section, rest = key.split(".", 1)
+            instead = [f"{other}.{rest}" for other, node in raw.items() if other != section and holds(node, rest)]
+            hint = f" (set {' or '.join(instead)} instead)" if instead else ""
+            problems.append(f"{key}: nothing this run builds reads it, so the value would be ignored{hint}")
+    return problems
+
+
+def references(node: Any, where: str = "") -> Iterator[tuple[str, str]]:
+    """(the key holding it, the key it refers to) for every interpolation in a raw config container."""
+    if isinstance(node, dict):
+        for name, value in node.items():
+            yield from references(value, f"{where}.{name}" if where else str(name))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from references(value, f"{where}.{index}")
+    elif isinstance(node, str):
+        yield from ((where, ref) for ref in REFERENCE.findall(node))
+
+
+def holds(node: Any, key: str) -> bool:
+    """Whether the raw config ``node`` has the dotted ``key`` (mappings only)."""
+    for name in key.split("."):
+        if not isinstance(node, dict) or name not in node:
+            return False
+        node = node[name]
+    return True
+
+
+def within(key: str, sections: Iterable[str]) -> bool:
+    """Whether ``key`` is one of ``sections`` or a key inside one."""
+    return any(key == section or key.startswith(f"{section}.") for section in sections)
 
 
 def valid_fractions(fractions: list[Any]) -> bool:
@@ -203,7 +262,7 @@ def concurrent_processes(cfg: DictConfig) -> int:
 
 def run(cfg: DictConfig) -> dict[str, float]:
     """One training run: returns its final metrics (a sweeper optimises ``cfg.optimized_metric``)."""
-    check_settings(cfg)
+    check_settings(cfg, HydraConfig.get().overrides.task if HydraConfig.initialized() else ())
     torch.set_float32_matmul_precision("high")  # TF32 matmuls where the GPU has them
     if HydraConfig.initialized():
         hydra = HydraConfig.get()
