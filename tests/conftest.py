@@ -22,9 +22,8 @@ from types import CodeType
 import numpy as np
 import pytest
 
-from tests.preloaded import PRELOADED_PYTHON, run_python
+from tests.preloaded import PRELOADED_PYTHON, REPO, run_python
 
-REPO = Path(__file__).resolve().parents[1]
 HELPERS = ("tests", "benchmarks")  # packages whose functions the tests call as helpers
 
 

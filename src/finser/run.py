@@ -118,6 +118,15 @@ def unread_overrides(cfg: DictConfig, overrides: Sequence[str]) -> list[str]:
     """The overrides of keys in :data:`READ_THROUGH_REFERENCES` that nothing this run builds refers to: e.g.
     ``dataset.audio.duration`` in an SER run, whose datamodule crops with ``datamodule.audio`` (the value would be
     silently ignored)."""
+    overridden = [
+        override.key_or_group
+        for override in OverridesParser.create().parse_overrides(list(overrides))
+        if not override.is_delete()
+        and "." in override.key_or_group  # a key, not a group choice
+        and within(override.key_or_group, READ_THROUGH_REFERENCES)
+    ]
+    if not overridden:  # the usual run: no config walk at start-up
+        return []
     raw = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]), resolve=False)
     located = list(references(raw))
     read = {ref for where, ref in located if not within(where, READ_THROUGH_REFERENCES)}
@@ -126,10 +135,7 @@ def unread_overrides(cfg: DictConfig, overrides: Sequence[str]) -> list[str]:
         frontier = {ref for where, ref in located if within(where, frontier) and ref not in read}
         read |= frontier
     problems = []
-    for override in OverridesParser.create().parse_overrides(list(overrides)):
-        key = override.key_or_group
-        if override.is_delete() or not within(key, READ_THROUGH_REFERENCES) or "." not in key:
-            continue
+    for key in overridden:
         if not any(within(key, {ref}) or within(ref, {key}) for ref in read):
             section, rest = key.split(".", 1)
             instead = [f"{other}.{rest}" for other, node in raw.items() if other != section and holds(node, rest)]
