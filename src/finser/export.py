@@ -1,9 +1,10 @@
 """Published models for runtimes without finser: ONNX (onnxruntime) and TorchScript files, checked at export.
 
-A FIN exports as frames (B, 2048) → its feature (B, dim); an SER model as a waveform (B, samples) at 22,050 Hz →
-emotion logits (B, n_emotions), batch and clip length both dynamic. Each file carries what a user needs to feed it
-(feature or emotion list, sample rate, window, hop) as ONNX ``metadata_props`` or TorchScript extra files, and is
-compared with the PyTorch model on generated audio before the export is reported done.
+A FIN exports as frames (B, 2048) → its feature (B, dim). An SER model exports as :class:`WindowedSER`: a whole
+recording (B, samples) at 22,050 Hz, of any length, → what predict.py gives for it (the emotion probabilities
+averaged over its windows, and each window's), batch and length both dynamic. Each file carries what a user needs
+to feed it (feature or emotion list, sample rate, window, hop) as ONNX ``metadata_props`` or TorchScript extra
+files, and is compared with the PyTorch model on generated audio before the export is reported done.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torch import nn
 
 from finser.data.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE
 from finser.errors import FinserError
+from finser.inference import window_count
 from finser.models.checkpoint import load_model
 
 log = logging.getLogger(__name__)
@@ -40,12 +42,51 @@ def generated_audio(n_clips: int, n_samples: int, seed: int = 0) -> torch.Tensor
     return torch.from_numpy(clips.astype(np.float32))
 
 
+def signal_windows(audio: torch.Tensor, clip_samples: int | None, offset_samples: int = 0) -> torch.Tensor:
+    """(B, samples) → (B, windows, clip_samples): the windows :func:`finser.inference.windows` cuts, from sample
+    ``offset_samples`` on, in traceable ops. ONNX's Unfold needs a fixed length; a gather of sample indices into the
+    signal padded by one clip (enough for the last window, :func:`~finser.inference.window_count`) does not."""
+    audio = audio[..., offset_samples:]
+    if not clip_samples:
+        return audio.unsqueeze(1)  # no clip length recorded: the whole signal is one window, as predict scores it
+    count = window_count(torch._shape_as_tensor(audio)[-1], clip_samples)
+    starts = torch.arange(count, device=audio.device) * (clip_samples // 2)
+    padded = nn.functional.pad(audio, (0, clip_samples))
+    return padded[..., starts.unsqueeze(-1) + torch.arange(clip_samples, device=audio.device)]
+
+
+class WindowedSER(nn.Module):
+    """An SER model scoring a whole recording as predict.py does: softmax per window, averaged over the windows.
+
+    Returns the averaged probabilities (B, n_emotions) and each window's (B, windows, n_emotions). No band limit:
+    predict's is soxr resampling, which is not a tensor op (docs/predicting.md says what a caller does instead).
+    """
+
+    def __init__(self, model: nn.Module, clip_samples: int | None, offset_samples: int = 0) -> None:
+        super().__init__()
+        self.model, self.clip_samples, self.offset_samples = model, clip_samples, offset_samples
+
+    def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        windows = signal_windows(audio, self.clip_samples, self.offset_samples)
+        batch, count = windows.shape[:2]
+        logits = self.model(windows.reshape(batch * count, windows.shape[-1]))
+        probabilities = torch.softmax(logits, dim=-1).reshape(batch, count, -1)
+        return probabilities.mean(dim=1), probabilities
+
+
+def exported_module(model: nn.Module, meta: dict[str, Any]) -> nn.Module:
+    """What is written: a FIN as it is, an SER model inside :class:`WindowedSER`."""
+    return model if meta["kind"] == "fin" else WindowedSER(model, meta.get("clip_samples")).eval()
+
+
 def example_inputs(meta: dict[str, Any]) -> list[torch.Tensor]:
-    """Two inputs of different batch sizes (and, for SER, lengths): the first is traced, all are checked."""
+    """Inputs of different batch sizes (and, for SER, lengths: several windows, less than one, one more than a
+    whole number of hops): the first is traced, all are checked."""
     if meta["kind"] == "fin":
         return [generated_audio(3, N_FFT), generated_audio(5, N_FFT, seed=1)]
     clip = int(meta.get("clip_samples") or SAMPLE_RATE)
-    return [generated_audio(2, clip), generated_audio(3, clip + 3 * HOP_LENGTH + 100, seed=1)]
+    lengths = (clip + clip // 2 + 3 * HOP_LENGTH, max(clip // 2, N_FFT), 2 * clip + 1)
+    return [generated_audio(batch, length, seed=batch) for batch, length in zip((2, 1, 3), lengths, strict=True)]
 
 
 def metadata(meta: dict[str, Any]) -> dict[str, str]:
@@ -56,16 +97,26 @@ def metadata(meta: dict[str, Any]) -> dict[str, str]:
                 "output": "feature (batch, dim) in the feature's own units"}  # fmt: skip
     emotions = list(meta["emotions"])
     return {**common, "hop_length": str(HOP_LENGTH), "emotions": ",".join(emotions),
-            "clip_samples": str(meta.get("clip_samples") or ""),
-            "input": "audio (batch, samples) float32 mono in [-1, 1], samples >= 2048",
-            "output": f"logits (batch, {len(emotions)}) in 'emotions' order; softmax gives probabilities"}  # fmt: skip
+            "clip_samples": str(meta.get("clip_samples") or ""), "band_limit_hz": str(meta.get("band_limit_hz") or ""),
+            "input": "audio (batch, samples) float32 mono in [-1, 1]: a whole recording, any length",
+            "output": f"probabilities (batch, {len(emotions)}) in 'emotions' order, averaged over windows of "
+                      "clip_samples every half clip as predict.py; window_probabilities (batch, windows, "
+                      f"{len(emotions)}); band_limit_hz set: low-pass the audio at it first"}  # fmt: skip
 
 
-def names(meta: dict[str, Any]) -> tuple[str, str, dict[str, dict[int, str]]]:
-    """Input name, output name, and their dynamic axes."""
+def names(meta: dict[str, Any]) -> tuple[str, list[str], dict[str, dict[int, str]]]:
+    """Input name, output names, and their dynamic axes."""
     if meta["kind"] == "fin":
-        return "frames", "feature", {"frames": {0: "batch"}, "feature": {0: "batch"}}
-    return "audio", "logits", {"audio": {0: "batch", 1: "samples"}, "logits": {0: "batch"}}
+        return "frames", ["feature"], {"frames": {0: "batch"}, "feature": {0: "batch"}}
+    axes = {"audio": {0: "batch", 1: "samples"}, "probabilities": {0: "batch"},
+            "window_probabilities": {0: "batch", 1: "windows"}}  # fmt: skip
+    return "audio", ["probabilities", "window_probabilities"], axes
+
+
+def reference_outputs(module: nn.Module, example: torch.Tensor) -> list[torch.Tensor]:
+    """PyTorch's outputs as a list, whether the module returns one tensor or a tuple."""
+    outputs = module(example)
+    return list(outputs) if isinstance(outputs, tuple) else [outputs]
 
 
 def check_close(reference: torch.Tensor, exported: np.ndarray, what: str) -> float:
@@ -80,6 +131,17 @@ def check_close(reference: torch.Tensor, exported: np.ndarray, what: str) -> flo
     return difference
 
 
+def check_all(
+    module: nn.Module, run: Callable[[torch.Tensor], list[np.ndarray]], meta: dict[str, Any], what: str
+) -> float:
+    """Every output on every example input against PyTorch; the largest difference."""
+    return max(
+        check_close(reference, exported, what)
+        for example in example_inputs(meta)
+        for reference, exported in zip(reference_outputs(module, example), run(example), strict=True)
+    )
+
+
 def export_onnx(model: nn.Module, meta: dict[str, Any], out: Path) -> float:
     """The model as ONNX with its metadata, checked in onnxruntime; returns the largest difference seen."""
     try:
@@ -87,35 +149,33 @@ def export_onnx(model: nn.Module, meta: dict[str, Any], out: Path) -> float:
         import onnxruntime
     except ImportError as error:
         raise FinserError(f"format=onnx needs the onnx extra: {ONNX_EXTRA}") from error
-    inputs = example_inputs(meta)
-    input_name, output_name, axes = names(meta)
+    module = exported_module(model, meta)
+    input_name, output_names, axes = names(meta)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer notes are not the user's
         try:
-            torch.onnx.export(model, (inputs[0],), str(out), input_names=[input_name], output_names=[output_name],
-                              dynamic_axes=axes, opset_version=OPSET, dynamo=False)  # fmt: skip
-        except torch.onnx.errors.UnsupportedOperatorError as error:  # the exact front-end's FFT (aten::fft_rfft)
+            torch.onnx.export(module, (example_inputs(meta)[0],), str(out), input_names=[input_name], dynamo=False,
+                              output_names=output_names, dynamic_axes=axes, opset_version=OPSET)  # fmt: skip
+        except torch.onnx.errors.UnsupportedOperatorError as error:  # an op ONNX lacks
             raise FinserError(f"this model cannot be written as ONNX ({error}): use format=torchscript") from error
     proto = onnx.load(str(out))
     for key, value in metadata(meta).items():
         proto.metadata_props.add(key=key, value=value)
     onnx.save(proto, str(out))
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    return max(
-        check_close(model(example), session.run(None, {input_name: example.numpy()})[0], "onnxruntime")
-        for example in inputs
-    )
+    return check_all(module, lambda example: session.run(None, {input_name: example.numpy()}), meta, "onnxruntime")
 
 
 def export_torchscript(model: nn.Module, meta: dict[str, Any], out: Path) -> float:
     """The model traced to TorchScript, its metadata as the extra file ``finser.json``, checked after reloading."""
-    inputs = example_inputs(meta)
+    module = exported_module(model, meta)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model, (inputs[0],), check_trace=False)
+        traced = torch.jit.trace(module, (example_inputs(meta)[0],), check_trace=False)
     torch.jit.save(traced, str(out), _extra_files={"finser.json": json.dumps(metadata(meta))})
     loaded = torch.jit.load(str(out))
-    return max(check_close(model(example), loaded(example).numpy(), "the TorchScript file") for example in inputs)
+    return check_all(module, lambda example: [o.numpy() for o in reference_outputs(loaded, example)], meta,
+                     "the TorchScript file")  # fmt: skip
 
 
 EXPORTERS: dict[str, Callable[[nn.Module, dict[str, Any], Path], float]] = {

@@ -68,21 +68,31 @@ def audio_files(target: str | Path) -> list[Path]:
     return files
 
 
+def window_count(n_samples: torch.Tensor, clip_samples: int) -> torch.Tensor:
+    """How many windows a signal of ``n_samples`` is scored on: the fewest windows of ``clip_samples``, every half
+    clip, whose last reaches the signal's end (at least one; the last is zero-padded). Tensor in, tensor out: the
+    exported model (:func:`finser.export.signal_windows`) computes it from its input's traced length, so predict.py
+    and the exported graph follow this one rule."""
+    hop = clip_samples // 2
+    beyond = (n_samples - clip_samples).clamp(min=0)
+    return 1 + (beyond + hop - 1) // hop
+
+
 def windows(blocks: Iterable[np.ndarray], clip_samples: int | None) -> Iterator[tuple[int, np.ndarray]]:
-    """The clip length the model was trained on, sliding by half a clip until a window reaches the end of the
-    signal; the last window is zero-padded. Holds one window and one block at a time (no clip length: the whole
+    """The clip length the model was trained on, sliding by half a clip, as many windows as :func:`window_count`
+    says; the last window is zero-padded. Holds one window and one block at a time (no clip length: the whole
     signal, one window)."""
     if not clip_samples:
         yield 0, np.concatenate(list(blocks))
         return
     hop = clip_samples // 2
-    buffer, start = np.zeros(0, np.float32), 0  # the signal from sample `start` on, not yet scored
+    buffer, start, count = np.zeros(0, np.float32), 0, 0  # the signal from sample `start` on, not yet scored
     for block in blocks:
         buffer = np.concatenate([buffer, block])
         while buffer.size >= clip_samples:
             yield start, buffer[:clip_samples]
-            buffer, start = buffer[hop:], start + hop
-    if start == 0 or buffer.size > clip_samples - hop:  # no window yet, or the end lies past the last one
+            buffer, start, count = buffer[hop:], start + hop, count + 1
+    if window_count(torch.tensor(start + buffer.size), clip_samples) > count:  # the end lies past the last window
         yield start, np.pad(buffer, (0, clip_samples - buffer.size))
 
 

@@ -1,0 +1,118 @@
+"""An exported SER model scores a whole recording as predict.py does: the same windows, the same probabilities."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from finser.data.audio import read_blocks
+from finser.export import TOLERANCE, export, generated_audio, signal_windows
+from finser.inference import EmotionPredictor, windows
+from tests.test_export import EMOTIONS, READERS, publish_ser
+
+CLIP = 11_025  # publish_ser's clip: 0.5 s, hop 5512
+# Shorter than one window, exactly one, between one and two, exactly two hops on, several with a ragged end.
+LENGTHS = (5_000, CLIP, CLIP + 3_000, CLIP + 2 * (CLIP // 2), 4 * CLIP + 77)
+FRONT_ENDS = {
+    "exact": {"_target_": "finser.models.ser.ExactFrontEnd"},
+    "fin": {"_target_": "finser.models.ser.FINFrontEnd", "arch": "spectral"},
+}
+
+
+class Windower(torch.nn.Module):
+    """signal_windows alone, so the exported graph's windows can be read back."""
+
+    def __init__(self, clip_samples: int, offset_samples: int = 0) -> None:
+        super().__init__()
+        self.clip_samples, self.offset_samples = clip_samples, offset_samples
+
+    def forward(self, audio: torch.Tensor) -> torch.Tensor:
+        return signal_windows(audio, self.clip_samples, self.offset_samples)
+
+
+def predict_windows(signal: np.ndarray, clip_samples: int) -> tuple[list[int], np.ndarray]:
+    """inference.windows on the signal fed in uneven blocks, as read_blocks yields it."""
+    cuts = np.cumsum(np.random.default_rng(signal.size).integers(1, 4_000, size=signal.size // 1_000 + 1))
+    parts = list(windows(np.split(signal, cuts[cuts < signal.size]), clip_samples))
+    return [start for start, _ in parts], np.stack([window for _, window in parts])
+
+
+def traced_windowers(tmp_path: Path, clip_samples: int) -> dict[str, object]:
+    """The windower as onnxruntime and TorchScript run it, traced once on a signal of several windows."""
+    import onnxruntime
+
+    windower, example = Windower(clip_samples), generated_audio(1, 3 * clip_samples)
+    path = tmp_path / "windows.onnx"
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation note
+        torch.onnx.export(windower, (example,), str(path), input_names=["audio"], output_names=["windows"],
+                          dynamic_axes={"audio": {0: "batch", 1: "samples"}, "windows": {0: "batch", 1: "windows"}},
+                          opset_version=17, dynamo=False)  # fmt: skip
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    traced = torch.jit.trace(windower, (example,), check_trace=False)
+    return {
+        "eager": lambda audio: windower(audio).numpy(),
+        "onnx": lambda audio: session.run(None, {"audio": audio.numpy()})[0],
+        "torchscript": lambda audio: traced(audio).numpy(),
+    }
+
+
+@pytest.mark.parametrize("clip_samples", [CLIP, 4_097])  # an odd clip: the hop is its floor half
+def test_the_graphs_windows_are_predicts_windows(tmp_path: Path, clip_samples: int) -> None:
+    """Same starts (a window at every hop), same zero padding of the last, at every length: one rule."""
+    runs = traced_windowers(tmp_path, clip_samples)
+    hop = clip_samples // 2
+    for length in (*LENGTHS, clip_samples - 1, clip_samples + 1, clip_samples + hop, clip_samples + hop + 1):
+        signal = generated_audio(2, length, seed=length)
+        starts, expected = predict_windows(signal[1].numpy(), clip_samples)
+        assert starts == [hop * index for index in range(len(starts))]
+        assert starts[-1] + clip_samples >= length and (len(starts) == 1 or starts[-1] + hop < length)
+        for name, run in runs.items():
+            got = run(signal)
+            assert got.shape == (2, len(starts), clip_samples), (name, length)
+            np.testing.assert_array_equal(got[1], expected, err_msg=f"{name} at {length} samples")
+
+
+def test_a_start_offset_is_one_parameter() -> None:
+    """Windows from sample ``offset`` on are the windows of the signal with its first ``offset`` samples cut."""
+    signal = generated_audio(1, 3 * CLIP, seed=4)
+    shifted = Windower(CLIP, offset_samples=2_000)(signal)
+    np.testing.assert_array_equal(shifted.numpy(), Windower(CLIP)(signal[:, 2_000:]).numpy())
+    assert shifted.shape[1] == predict_windows(signal[0, 2_000:].numpy(), CLIP)[1].shape[0]
+
+
+def write_recordings(folder: Path) -> list[Path]:
+    """Float WAVs at 22,050 Hz of every length in LENGTHS (tones in noise, each its own)."""
+    folder.mkdir()
+    paths = []
+    for length in LENGTHS:
+        path = folder / f"{length}.wav"
+        soundfile.write(path, generated_audio(1, length, seed=length)[0].numpy(), 22_050, subtype="FLOAT")
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.slow  # an export per case: 10-20 s on 2 shared cores with the FIN front-end
+@pytest.mark.parametrize("format_name", sorted(READERS))
+@pytest.mark.parametrize("front_end", sorted(FRONT_ENDS))
+@pytest.mark.parametrize("head", ["conv1d", "temporal"])
+def test_the_exported_file_gives_predicts_probabilities(tmp_path: Path, head: str, front_end: str, format_name: str):
+    """A whole recording in, predict.py's averaged and per-window probabilities out, no windowing by the caller."""
+    checkpoint = publish_ser(tmp_path, head, FRONT_ENDS[front_end])
+    path, _ = export(checkpoint, format_name)
+    predictor = EmotionPredictor(checkpoint)
+    atol = TOLERANCE * 2  # export's tolerance for outputs of at most 1
+    for recording in write_recordings(tmp_path / "recordings"):
+        rows = predictor.predict(recording, list_windows=True)
+        expected = np.array([[row.probabilities[emotion] for emotion in EMOTIONS] for row in rows])
+        signal = np.concatenate(list(read_blocks(recording)))[None, :]  # the samples predict decoded
+        (average, per_window), meta = READERS[format_name](path, signal)
+        assert per_window.shape == (1, len(rows) - 1, len(EMOTIONS))
+        np.testing.assert_allclose(average[0], expected[0], rtol=0, atol=atol, err_msg=recording.name)
+        np.testing.assert_allclose(per_window[0], expected[1:], rtol=0, atol=atol, err_msg=recording.name)
+    assert meta["emotions"].split(",") == EMOTIONS and meta["clip_samples"] == str(CLIP)
