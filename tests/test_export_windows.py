@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import warnings
 from pathlib import Path
 
@@ -13,6 +15,8 @@ import torch
 from finser.data.audio import read_blocks
 from finser.export import TOLERANCE, export, generated_audio, signal_windows
 from finser.inference import EmotionPredictor, windows
+from finser.models.checkpoint import load_model, read_checkpoint, save_checkpoint
+from tests.conftest import REPO
 from tests.test_export import EMOTIONS, READERS, publish_ser
 
 CLIP = 11_025  # publish_ser's clip: 0.5 s, hop 5512
@@ -116,3 +120,34 @@ def test_the_exported_file_gives_predicts_probabilities(tmp_path: Path, head: st
         np.testing.assert_allclose(average[0], expected[0], rtol=0, atol=atol, err_msg=recording.name)
         np.testing.assert_allclose(per_window[0], expected[1:], rtol=0, atol=atol, err_msg=recording.name)
     assert meta["emotions"].split(",") == EMOTIONS and meta["clip_samples"] == str(CLIP)
+
+
+@pytest.mark.slow
+def test_the_docs_snippet_scores_a_wav_of_any_length_as_predict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """docs/predicting.md's onnxruntime + numpy example, as a user pastes it, gives predict.py's row."""
+    checkpoint = publish_ser(tmp_path, "conv1d", FRONT_ENDS["exact"])
+    export(checkpoint, "onnx", tmp_path / "ser.onnx")
+    signal = generated_audio(1, 3 * CLIP + 1_234, seed=9)[0].numpy()
+    soundfile.write(tmp_path / "recording.wav", signal, 22_050, subtype="PCM_16")
+    (block,) = re.findall(r"```python\n(.*?)```", (REPO / "docs" / "predicting.md").read_text(), flags=re.DOTALL)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    exec(compile(block, "docs/predicting.md", "exec"), namespace)
+    rows = EmotionPredictor(checkpoint).predict(tmp_path / "recording.wav", list_windows=True)
+    expected = [rows[0].probabilities[emotion] for emotion in EMOTIONS]
+    np.testing.assert_allclose(namespace["probabilities"][0], expected, rtol=0, atol=TOLERANCE * 2)
+    assert len(namespace["window_probabilities"][0]) == len(rows) - 1 > 1
+
+
+def test_a_band_limited_model_is_exported_with_a_warning_and_its_cutoff(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The graph does not low-pass (soxr is no tensor op): export says so, and the metadata names the cutoff."""
+    checkpoint = publish_ser(tmp_path, "conv1d", FRONT_ENDS["exact"])
+    payload = read_checkpoint(checkpoint)
+    model, _ = load_model(checkpoint)
+    limited = save_checkpoint(model, payload["model"], tmp_path / "limited.ckpt", **payload["meta"], band_limit_hz=4000)
+    with caplog.at_level(logging.WARNING, logger="finser.export"):
+        path, _ = export(limited, "torchscript")
+    assert "does not low-pass" in caplog.text and "4000 Hz" in caplog.text
+    assert READERS["torchscript"](path, generated_audio(1, CLIP).numpy())[1]["band_limit_hz"] == "4000"

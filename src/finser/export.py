@@ -201,6 +201,11 @@ def export(checkpoint: str | Path, format_name: str, out: str | Path | None = No
     model, meta = load_model(checkpoint)
     if meta["kind"] not in ("fin", "ser"):
         raise FinserError(f"{checkpoint} holds a {meta['kind']!r} model: export takes a FIN or an SER model")
+    if meta["kind"] == "ser" and meta.get("band_limit_hz"):
+        log.warning(
+            "%s was trained low-passed at %s Hz (dataset.band_limit_hz): the exported model does not low-pass, so "
+            "low-pass the audio before scoring it (docs/predicting.md)", checkpoint, meta["band_limit_hz"]
+        )  # fmt: skip
     path = output_path(checkpoint, format_name, out)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
