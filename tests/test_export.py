@@ -13,7 +13,7 @@ import torch
 
 import export as export_entry
 from finser.errors import FinserError
-from finser.export import TOLERANCE, export, exported_module, generated_audio, reference_outputs
+from finser.export import TOLERANCE, export, exported_module, generated_audio, output_list
 from finser.features import REGISTERED_FEATURES
 from finser.models.checkpoint import build_model, load_model, save_checkpoint
 from finser.models.fin import build_fin
@@ -58,7 +58,7 @@ def torchscript_outputs(path: Path, inputs: np.ndarray) -> tuple[list[np.ndarray
     extra = {"finser.json": ""}
     module = torch.jit.load(str(path), _extra_files=extra)
     with torch.no_grad():
-        outputs = reference_outputs(module, torch.from_numpy(inputs))
+        outputs = output_list(module, torch.from_numpy(inputs))
     return [output.numpy() for output in outputs], json.loads(extra["finser.json"])
 
 
@@ -69,7 +69,7 @@ def assert_same(path: Path, checkpoint: Path, format_name: str, inputs: torch.Te
     """The exported file, run on inputs of a batch size (and length) it was not traced with, equals PyTorch."""
     model, meta = load_model(checkpoint)
     with torch.no_grad():
-        expected = reference_outputs(exported_module(model, meta), inputs)
+        expected = output_list(exported_module(model, meta), inputs)
     outputs, exported_meta = READERS[format_name](path, inputs.numpy())
     assert len(outputs) == len(expected)
     for output, reference in zip(outputs, expected, strict=True):

@@ -13,7 +13,7 @@ import soundfile
 import torch
 
 from finser.data.audio import read_blocks
-from finser.export import TOLERANCE, export, generated_audio, signal_windows
+from finser.export import OPSET, TOLERANCE, export, generated_audio, signal_windows
 from finser.inference import EmotionPredictor, windows
 from finser.models.checkpoint import load_model, read_checkpoint, save_checkpoint
 from tests.conftest import REPO
@@ -31,7 +31,7 @@ FRONT_ENDS = {
 class Windower(torch.nn.Module):
     """signal_windows alone, so the exported graph's windows can be read back."""
 
-    def __init__(self, clip_samples: int, offset_samples: int = 0) -> None:
+    def __init__(self, clip_samples: int | None, offset_samples: int = 0) -> None:
         super().__init__()
         self.clip_samples, self.offset_samples = clip_samples, offset_samples
 
@@ -56,7 +56,7 @@ def traced_windowers(tmp_path: Path, clip_samples: int) -> dict[str, object]:
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation note
         torch.onnx.export(windower, (example,), str(path), input_names=["audio"], output_names=["windows"],
                           dynamic_axes={"audio": {0: "batch", 1: "samples"}, "windows": {0: "batch", 1: "windows"}},
-                          opset_version=17, dynamo=False)  # fmt: skip
+                          opset_version=OPSET, dynamo=False)  # fmt: skip
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     traced = torch.jit.trace(windower, (example,), check_trace=False)
     return {
@@ -75,7 +75,8 @@ def test_the_graphs_windows_are_predicts_windows(tmp_path: Path, clip_samples: i
         signal = generated_audio(2, length, seed=length)
         starts, expected = predict_windows(signal[1].numpy(), clip_samples)
         assert starts == [hop * index for index in range(len(starts))]
-        assert starts[-1] + clip_samples >= length and (len(starts) == 1 or starts[-1] + hop < length)
+        assert starts[-1] + clip_samples >= length  # the last window reaches the end, the one before does not
+        assert len(starts) == 1 or starts[-1] - hop + clip_samples < length
         for name, run in runs.items():
             got = run(signal)
             assert got.shape == (2, len(starts), clip_samples), (name, length)
@@ -88,6 +89,14 @@ def test_a_start_offset_is_one_parameter() -> None:
     shifted = Windower(CLIP, offset_samples=2_000)(signal)
     np.testing.assert_array_equal(shifted.numpy(), Windower(CLIP)(signal[:, 2_000:]).numpy())
     assert shifted.shape[1] == predict_windows(signal[0, 2_000:].numpy(), CLIP)[1].shape[0]
+
+
+def test_without_a_clip_length_the_whole_signal_is_one_window() -> None:
+    """A checkpoint that records no clip length: predict scores the whole signal at once, and so does the graph."""
+    signal = generated_audio(2, 3 * CLIP + 5, seed=6)
+    ((start, expected),) = windows([signal[1, :CLIP].numpy(), signal[1, CLIP:].numpy()], None)
+    assert start == 0
+    np.testing.assert_array_equal(Windower(None)(signal)[1].numpy(), expected[None])
 
 
 def write_recordings(folder: Path) -> list[Path]:

@@ -113,8 +113,8 @@ def names(meta: dict[str, Any]) -> tuple[str, list[str], dict[str, dict[int, str
     return "audio", ["probabilities", "window_probabilities"], axes
 
 
-def reference_outputs(module: nn.Module, example: torch.Tensor) -> list[torch.Tensor]:
-    """PyTorch's outputs as a list, whether the module returns one tensor or a tuple."""
+def output_list(module: nn.Module, example: torch.Tensor) -> list[torch.Tensor]:
+    """A module's outputs as a list, whether it returns one tensor (a FIN) or a tuple (an SER model)."""
     outputs = module(example)
     return list(outputs) if isinstance(outputs, tuple) else [outputs]
 
@@ -138,7 +138,7 @@ def check_all(
     return max(
         check_close(reference, exported, what)
         for example in example_inputs(meta)
-        for reference, exported in zip(reference_outputs(module, example), run(example), strict=True)
+        for reference, exported in zip(output_list(module, example), run(example), strict=True)
     )
 
 
@@ -174,7 +174,7 @@ def export_torchscript(model: nn.Module, meta: dict[str, Any], out: Path) -> flo
         traced = torch.jit.trace(module, (example_inputs(meta)[0],), check_trace=False)
     torch.jit.save(traced, str(out), _extra_files={"finser.json": json.dumps(metadata(meta))})
     loaded = torch.jit.load(str(out))
-    return check_all(module, lambda example: [o.numpy() for o in reference_outputs(loaded, example)], meta,
+    return check_all(module, lambda example: [o.numpy() for o in output_list(loaded, example)], meta,
                      "the TorchScript file")  # fmt: skip
 
 
