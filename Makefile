@@ -52,7 +52,7 @@ reproduce-quick: $(STAMP)
 	  PYTHON=$(BIN)/python bash scripts/reproduce.sh
 
 report: $(STAMP)
-	$(BIN)/python scripts/report.py runs=$(RUNS)
+	$(BIN)/python scripts/report.py "runs=$(RUNS)"
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -173,3 +174,34 @@ def test_the_make_targets_pass_keys_their_commands_take() -> None:
     assert [entry for entry, _ in entries] == ["report", "benchmarks.__main__", "benchmarks.scale"]
     parsed = [parse_keys(arguments, entry_module(entry).KEYS, "") for entry, arguments in entries]
     assert parsed[0]["runs"] == ["outputs/x"] and parsed[2]["fraction"] == 0.01
+
+
+def unbracket(argument: str) -> str:
+    """``[key=value]``, a synopsis's optional key, as the key=value itself."""
+    return argument[1:-1] if argument.startswith("[") and argument.endswith("]") else argument
+
+
+def documented_commands() -> list[tuple[str, list[str]]]:
+    """Every ``scripts/report.py``, ``scripts/bench*.py`` and ``python -m benchmarks[.data|.scale]`` command with
+    arguments in the README and docs/ (code spans and bash lines), as its entry point and arguments."""
+    script = r"scripts/(?:report|bench|bench_data)\.py|-m benchmarks(?:\.data|\.scale)?(?![.\w])"
+    pattern = re.compile(rf"(?:python )?({script})(.*)")
+    found = []
+    for path in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        text = path.read_text()
+        for snippet in re.findall(r"`([^`\n]+)`", text) + text.splitlines():
+            match = pattern.search(snippet)
+            arguments = shlex.split(match.group(2), comments=True) if match and "`" not in match.group(0) else []
+            if arguments:  # a synopsis's [key=value] is that key=value; a bare name is only a mention
+                found.append(entry_of(["python", *match.group(1).split(), *map(unbracket, arguments)]))
+    return found
+
+
+def test_every_report_and_bench_command_in_the_docs_parses() -> None:
+    """The README and docs/ write these commands as they now parse (seen: ``python -m benchmarks.data --scale 0.02
+    --serve-scale 0`` in docs/performance.md, argparse's form)."""
+    commands = documented_commands()
+    assert {entry for entry, _ in commands} >= {"report", "benchmarks.__main__", "benchmarks.data", "benchmarks.scale"}
+    for entry, arguments in commands:
+        module = entry_module(entry)
+        parse_keys(arguments, module.KEYS, "")
