@@ -52,15 +52,15 @@ reproduce-quick: $(STAMP)
 	  PYTHON=$(BIN)/python bash scripts/reproduce.sh
 
 report: $(STAMP)
-	$(BIN)/python scripts/report.py $(RUNS)
+	$(BIN)/python scripts/report.py "runs=$(RUNS)"
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py
 
 # The study's scale rehearsed (long, so not in `make bench`): SCALE of the study-shaped corpus, extrapolated.
 bench-scale: $(STAMP)
-	$(BIN)/python -m benchmarks.scale --fraction $(or $(SCALE),0.005) --json outputs/bench/scale.json \
-	  --markdown outputs/bench/scale.md
+	$(BIN)/python -m benchmarks.scale fraction=$(or $(SCALE),0.005) json=outputs/bench/scale.json \
+	  markdown=outputs/bench/scale.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

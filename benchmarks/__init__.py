@@ -1,6 +1,6 @@
 """finser's benchmark, one module per section of ``outputs/bench/bench.md``.
 
-    python -m benchmarks [--out outputs/bench] [--quick] [--skip-startup] [--skip-data] [--baseline-rev REV]
+    python -m benchmarks [out=outputs/bench] [quick=true] [skip_startup=true] [skip_data=true] [baseline_rev=REV]
 
 (``make bench`` runs it through ``scripts/bench.py``.) Sections: ``features`` (1, exact features vs librosa),
 ``fins`` (2, FIN cost per frame), ``training`` (3, training steps and the FIN data loader), ``startup`` (4, ``python
@@ -16,3 +16,6 @@ installed package: run it from the repository root.
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+# The revisions the before/after rows compare against (``baseline_rev=`` and ``epoch_rev=`` change them).
+BASELINE_REV = "56aec3a"  # the foundation commit: the first, unoptimised torch features
+EPOCH_REV = "bc276bc"  # the fine-tuned epoch's "before": the last revision before the faster FIN front-end

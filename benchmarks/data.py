@@ -1,19 +1,19 @@
 """Section 5, the data pipeline: index, decode + resample, augment and serve the study's union of corpora.
 
-    python -m benchmarks.data [--scale 0.05] [--serve-scale 1.0] [--workers N] [--json OUT.json]
+    python -m benchmarks.data [scale=0.05] [serve_scale=1.0] [workers=N] [json=OUT.json]
 
 (also ``python scripts/bench_data.py``). Generates the four corpora in their true layouts (full scale: 12,162 files,
-one without audio) at ``--scale`` in a temporary folder, then measures clips/s for each stage through the real code
-(``finser.data.corpora.scan`` and ``finser.data.cache.DecodedCache``). Serving is measured at ``--serve-scale`` of
-the full union × 3 versions (original, noise, stretch→pitch; 36,483 entries of 55,125 samples = 8 GB at 1.0) in a
-fresh process, so its peak RSS is the serving cost alone. Prints a Markdown table and a JSON dict;
+one without audio) at ``scale`` in a temporary folder, then measures clips/s for each stage through the real code
+(``finser.data.corpora.scan`` and ``finser.data.cache.DecodedCache``) with ``workers`` decoding processes (default:
+one per core). Serving is measured at ``serve_scale`` of the full union × 3 versions (original, noise,
+stretch→pitch; 36,483 entries of 55,125 samples = 8 GB at 1.0; 0 skips it) in a fresh process, so its peak RSS is
+the serving cost alone. ``json`` also writes the dict to that file. Prints a Markdown table and a JSON dict;
 ``run_benchmark`` returns the dict. ``make bench`` runs this module in a process of its own (``run``), so the peak
 RSS it reports is the pipeline's alone.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import resource
@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.timing import peak_rss_mb, section_process
+from finser.cli import Key, exit_code, parse_keys, usage
 from finser.cores import usable_cores
 from finser.data import layouts
 from finser.data.audio import STUDY_CROP
@@ -36,6 +37,13 @@ from finser.report import markdown_table
 
 FULL_CLIPS = 12_161
 SPEEDUP_CLIPS = 48  # clips augmented by 1 and by N workers for the speed-up row
+KEYS = {
+    "scale": Key("0.05", kind="fraction"),
+    "serve_scale": Key("1.0", kind="fraction"),
+    "workers": Key(kind="count"),
+    "json": Key(),
+}
+USAGE = usage(__doc__.split("\n\n")[1])
 
 
 def timed(function, *arguments):
@@ -123,7 +131,7 @@ def run_benchmark(scale: float = 0.05, serve_scale: float = 1.0, workers: int | 
 def run(scale: float, serve_scale: float, timeout: int) -> dict:
     """``python -m benchmarks.data`` in a process of its own (its peak RSS is the pipeline's alone): its dict, or
     ``{"error": ...}`` when it failed or ran past ``timeout`` seconds."""
-    return section_process("benchmarks.data", ["--scale", str(scale), "--serve-scale", str(serve_scale)], timeout)
+    return section_process("benchmarks.data", [f"scale={scale}", f"serve_scale={serve_scale}"], timeout)
 
 
 def table(results: dict) -> str:
@@ -147,20 +155,19 @@ def markdown(result: dict) -> str:
     )
 
 
-def main(arguments: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=0.05, help="fraction of the 12,161-clip union to decode")
-    parser.add_argument("--serve-scale", type=float, default=1.0, help="fraction of the union × 3 versions served")
-    parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: one per core)")
-    parser.add_argument("--json", type=Path, default=None, help="also write the JSON dict here")
-    options = parser.parse_args(arguments)
-    results = run_benchmark(options.scale, options.serve_scale, options.workers)
-    print(f"## Data pipeline (decode at scale {options.scale}, serve at scale {options.serve_scale})\n")
+def data_command(arguments: list[str]) -> int:
+    options = parse_keys(arguments, KEYS, USAGE)
+    results = run_benchmark(options["scale"], options["serve_scale"], options["workers"])
+    print(f"## Data pipeline (decode at scale {options['scale']}, serve at scale {options['serve_scale']})\n")
     print(table(results))
     print("\n" + json.dumps(results))
-    if options.json is not None:
-        options.json.write_text(json.dumps(results, indent=2))
+    if options["json"] is not None:
+        Path(options["json"]).write_text(json.dumps(results, indent=2))
     return 0
+
+
+def main(arguments: list[str]) -> int:
+    return exit_code(lambda: data_command(arguments))
 
 
 if __name__ == "__main__":

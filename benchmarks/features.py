@@ -1,5 +1,5 @@
 """Section 1, feature targets: ``finser.features`` vs librosa per file and per 2048-sample frame, and vs the torch
-code of ``--baseline-rev`` (the first, unoptimised version) for before/after."""
+code of ``baseline_rev=`` (the first, unoptimised version) for before/after."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ from pathlib import Path
 from benchmarks import REPO
 from benchmarks.timing import THREADS, at_threads, best_time, fmt, paired_ratios, side_by_side
 from finser.report import markdown_table
-
-BASELINE_REV = "56aec3a"  # the foundation commit: the first, unoptimised torch features
 
 
 def load_features_at(revision: str):

@@ -1,10 +1,12 @@
-"""Section 8 (opt-in: ``--scale``), the study's scale rehearsed: ``dataset=synthetic_study`` with ``augment=true``.
+"""Section 9 (opt-in: ``scale=``), the study's scale rehearsed: ``dataset=synthetic_study`` with ``augment=true``.
 
-    python -m benchmarks.scale [--fraction 0.005] [--batches 4] [--batch-size 32] [--trainer cpu] [--json OUT.json]
+    python -m benchmarks.scale [fraction=0.005] [batches=4] [batch_size=32] [trainer=cpu] [cache_dir=DIR]
+                               [json=OUT.json] [markdown=OUT.md]
 
-Generates the study-shaped corpus at ``--fraction`` of its 12,161 clips (every corpus × emotion kept in proportion),
-builds the decoded cache of its split with the augmented copies (as the SER presets' first run does), then times
-``--batches`` training steps of each SER variant through a real Lightning Trainer. Everything is extrapolated
+Generates the study-shaped corpus at ``fraction`` of its 12,161 clips (every corpus × emotion kept in proportion),
+builds the decoded cache of its split with the augmented copies (as the SER presets' first run does; in
+``cache_dir``, default a temporary folder removed after), then times ``batches`` training steps (of ``batch_size``
+clips, on ``trainer`` cpu or gpu) of each SER variant through a real Lightning Trainer. Everything is extrapolated
 linearly to the whole corpus and, with the early-stopping rule of ``conf/experiment/ser_common.yaml``, to a
 converged run (see :func:`converged_epochs`). The FIN variants start from random weights here (``fin.init=random``):
 a step costs the same whatever the weights, and the bench needs no pre-trained checkpoints. Validation is not
@@ -14,7 +16,6 @@ own (:func:`run`), so its peak RSS is this section's alone.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -25,8 +26,19 @@ from pathlib import Path
 
 from benchmarks import REPO
 from benchmarks.timing import fmt, peak_rss_mb, section_process
+from finser.cli import Key, exit_code, parse_keys, usage
 
 STUDY_CLIPS = 12_161
+KEYS = {
+    "fraction": Key("0.005", kind="fraction"),
+    "batches": Key("4", kind="count"),
+    "batch_size": Key("32", kind="count"),
+    "trainer": Key("cpu"),
+    "cache_dir": Key(),
+    "json": Key(),
+    "markdown": Key(),
+}
+USAGE = usage(__doc__.split("\n\n")[1])
 # The embedded corpus's study head converges after about 2,400 steps of batch 8 (docs/ser.md): the clips a head sees
 # before its best validation epoch, assumed the same at the study's scale.
 CLIPS_TO_CONVERGE = 2_400 * 8
@@ -164,8 +176,7 @@ def table(result: dict) -> str:
 
 def run(fraction: float, batches: int, timeout: int, batch_size: int = 32, trainer: str = "cpu") -> dict:
     """``python -m benchmarks.scale`` in a process of its own: its dict, or ``{"error": ...}``."""
-    options = ["--fraction", str(fraction), "--batches", str(batches), "--batch-size", str(batch_size),
-               "--trainer", trainer]  # fmt: skip
+    options = [f"fraction={fraction}", f"batches={batches}", f"batch_size={batch_size}", f"trainer={trainer}"]
     return section_process("benchmarks.scale", options, timeout)
 
 
@@ -173,35 +184,27 @@ def markdown(result: dict) -> str:
     return f"**Pending**: {result['error']}." if "error" in result else table(result)
 
 
-def parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fraction", type=float, default=0.005, help="of the study's 12,161 clips")
-    parser.add_argument("--batches", type=int, default=4, help="timed training steps per variant")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--trainer", default="cpu", help="conf/trainer option: cpu or gpu")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="default: a temporary folder, removed after")
-    parser.add_argument("--json", type=Path, default=None, help="also write the JSON dict here")
-    parser.add_argument("--markdown", type=Path, default=None, help="also write the table here")
-    return parser
+def scale_command(arguments: list[str]) -> int:
+    from benchmarks.timing import set_threads
+
+    options = parse_keys(arguments, KEYS, USAGE)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as train.py runs: idle OpenMP threads sleep on shared cores
+    if options["trainer"] == "cpu":
+        set_threads()
+    with tempfile.TemporaryDirectory(prefix="finser-scale-") as temporary:
+        cache_dir = Path(options["cache_dir"] or temporary)
+        result = measure(options["fraction"], options["batches"], options["batch_size"], options["trainer"], cache_dir)
+    text = table(result)
+    print(text + "\n\n" + json.dumps(result))
+    if options["json"] is not None:
+        Path(options["json"]).write_text(json.dumps(result, indent=2))
+    if options["markdown"] is not None:
+        Path(options["markdown"]).write_text(text + "\n")
+    return 0
 
 
 def main(arguments: list[str]) -> int:
-    from benchmarks.timing import set_threads
-
-    options = parser().parse_args(arguments)
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as train.py runs: idle OpenMP threads sleep on shared cores
-    if options.trainer == "cpu":
-        set_threads()
-    with tempfile.TemporaryDirectory(prefix="finser-scale-") as temporary:
-        cache_dir = options.cache_dir or Path(temporary)
-        result = measure(options.fraction, options.batches, options.batch_size, options.trainer, cache_dir)
-    text = table(result)
-    print(text + "\n\n" + json.dumps(result))
-    if options.json is not None:
-        options.json.write_text(json.dumps(result, indent=2))
-    if options.markdown is not None:
-        options.markdown.write_text(text + "\n")
-    return 0
+    return exit_code(lambda: scale_command(arguments))
 
 
 if __name__ == "__main__":

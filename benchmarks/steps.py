@@ -1,6 +1,6 @@
 """Section 8, SER training steps against the cores' peak: the GFLOP/s one training step (forward, backward, Adam)
 achieves for each variant, head and batch size, beside a dense float32 matrix product's GFLOP/s measured in the same
-process; and a fine-tuned epoch through Lightning, paired turn by turn with the same epoch at ``--baseline-rev``.
+process; and a fine-tuned epoch through Lightning, paired turn by turn with the same epoch at ``epoch_rev=``.
 
 FLOPs are ``torch.utils.flop_counter.FlopCounterMode``'s count of the step's matrix products and convolutions,
 forward and backward (2 per multiply-add), the work a matrix product's rate is comparable with; the rest (the
@@ -19,11 +19,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import REPO
+from benchmarks import EPOCH_REV, REPO
 from benchmarks.timing import best_time, fmt, paired_ratios
 from finser.report import markdown_table
 
-EPOCH_REV = "bc276bc"  # the fine-tuned epoch's "before": the last revision before the faster FIN front-end
 VARIANTS = ("baseline", "frozen", "finetuned", "scratch")
 HEADS = ("conv1d", "temporal")
 BATCHES = (8, 64)

@@ -117,7 +117,7 @@ def peak_rss_mb(who: int | None = None) -> float:
 
 
 def section_process(module: str, options: list[str], timeout: int) -> dict:
-    """``python -m module *options --json FILE`` in a process of its own (so its peak RSS is its own): the dict it
+    """``python -m module *options json=FILE`` in a process of its own (so its peak RSS is its own): the dict it
     wrote, or ``{"error": ...}`` when it failed or ran past ``timeout`` seconds."""
     import json
     import subprocess
@@ -128,7 +128,7 @@ def section_process(module: str, options: list[str], timeout: int) -> dict:
 
     with tempfile.TemporaryDirectory(prefix=f"finser-{module.replace('.', '-')}-") as temporary:
         out = Path(temporary) / "section.json"
-        command = [sys.executable, "-m", module, *options, "--json", str(out)]
+        command = [sys.executable, "-m", module, *options, f"json={out}"]
         try:
             result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:

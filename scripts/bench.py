@@ -1,8 +1,8 @@
 """`make bench`: finser's benchmark, which lives in the ``benchmarks/`` package at the repository root.
 
-    python scripts/bench.py [--out outputs/bench] [--quick] [--skip-startup] [--skip-data] [--baseline-rev REV]
+    python scripts/bench.py [out=outputs/bench] [quick=true] [skip_startup=true] [skip_data=true] [baseline_rev=REV]
 
-The same as ``python -m benchmarks ...`` run from the repository root (``--help`` lists every option); it runs
+The same as ``python -m benchmarks ...`` run from the repository root (``help`` shows every key); it runs
 there, so relative paths given to it are relative to the root. Writes ``outputs/bench/bench.md`` and ``bench.json``.
 """
 

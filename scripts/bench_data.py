@@ -1,8 +1,8 @@
 """The data-pipeline benchmark alone (section 5 of `make bench`), which lives in ``benchmarks/data.py``.
 
-    python scripts/bench_data.py [--scale 0.05] [--serve-scale 1.0] [--workers N] [--json OUT.json]
+    python scripts/bench_data.py [scale=0.05] [serve_scale=1.0] [workers=N] [json=OUT.json]
 
-The same as ``python -m benchmarks.data ...`` run from the repository root (``--help`` lists every option); it runs
+The same as ``python -m benchmarks.data ...`` run from the repository root (``help`` shows every key); it runs
 there, so relative paths given to it are relative to the root.
 """
 

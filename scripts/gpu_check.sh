@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
-ARGS=(--batches 20 --batch-size 64 --trainer gpu)
+ARGS=(batches=20 batch_size=64 trainer=gpu)
 mkdir -p outputs/bench
-timeout 600 "$PYTHON" -m benchmarks.scale --fraction "${1:-0.25}" "${ARGS[@]}" \
-  --json outputs/bench/scale_gpu.json --markdown outputs/bench/scale_gpu.md
+timeout 600 "$PYTHON" -m benchmarks.scale "fraction=${1:-0.25}" "${ARGS[@]}" \
+  json=outputs/bench/scale_gpu.json markdown=outputs/bench/scale_gpu.md

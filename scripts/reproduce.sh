@@ -62,4 +62,4 @@ if [[ -n "${LEAVE_ONE_OUT:-}" ]]; then
     "${ser[@]}" "front_end.features=$(IFS=,; echo "${subsets[*]}")" "hydra.sweep.dir=$OUT/leave_one_out" ${SER_ARGS:-}
 fi
 
-"$PYTHON" scripts/report.py "$OUT" --out "$REPORT"
+"$PYTHON" scripts/report.py "runs=$OUT" "out=$REPORT"

@@ -8,6 +8,7 @@ hand for taking more than a few seconds in-process.
 from __future__ import annotations
 
 import dis
+import importlib.util
 import inspect
 import json
 import os
@@ -17,7 +18,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import CodeType
+from types import CodeType, ModuleType
 
 import numpy as np
 import pytest
@@ -236,3 +237,11 @@ def wandb_run(run_dir: Path) -> OfflineRun:
             (entry,) = artifact.manifest.contents
             (run.used if artifact.use_after_commit else run.logged).add((artifact.name, artifact.type, entry.path))
     return run
+
+
+def load_script(name: str) -> ModuleType:
+    """``scripts/<name>.py`` as a module (scripts/ is no package), for tests that call its ``main``."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 
 from benchmarks import scale
 from benchmarks.timing import fmt
+from finser.cli import parse_keys
 from finser.data.audio import AudioSpec
 from tests.conftest import REPO
 
@@ -59,8 +60,8 @@ def test_the_gpu_checks_config_composes_with_batch_64_and_104_frames(variant: st
     """The arguments scripts/gpu_check.sh passes, composed as benchmarks.scale composes them (never run here)."""
     script = (REPO / "scripts/gpu_check.sh").read_text().splitlines()
     arguments = next(line for line in script if line.startswith("ARGS=("))
-    options = scale.parser().parse_args(shlex.split(arguments.removeprefix("ARGS=(").removesuffix(")")))
-    overrides = scale.shared_overrides(options.fraction, options.batch_size, options.trainer, tmp_path)
+    options = parse_keys(shlex.split(arguments.removeprefix("ARGS=(").removesuffix(")")), scale.KEYS, scale.USAGE)
+    overrides = scale.shared_overrides(options["fraction"], options["batch_size"], options["trainer"], tmp_path)
     try:
         cfg = scale.compose(scale.VARIANTS[variant] + overrides, tmp_path / "run")
         assert (cfg.trainer.accelerator, cfg.training.batch_size) == ("gpu", 64)

@@ -12,6 +12,7 @@ import pytest
 from hydra.utils import get_object
 
 from benchmarks.timing import fmt, paired_ratios
+from finser.cli import EXIT_ERROR, parse_keys
 from tests.conftest import REPO
 
 SECTIONS = ["features", "fins", "training", "startup", "data", "predict", "sharing", "steps"]
@@ -78,12 +79,13 @@ def test_busy_competitors_are_gone_after_the_block() -> None:
     assert all(process.poll() is not None for process in busy)
 
 
-@pytest.mark.parametrize(("script", "usage"), [("bench.py", "--skip-startup"), ("bench_data.py", "--serve-scale")])
-def test_the_scripts_run_the_package_from_any_folder(tmp_path: Path, script: str, usage: str) -> None:
-    result = subprocess.run([sys.executable, str(REPO / "scripts" / script), "--help"], cwd=tmp_path,
+@pytest.mark.parametrize(("script", "module"), [("bench.py", "__main__"), ("bench_data.py", "data")])
+def test_the_scripts_run_the_package_from_any_folder(tmp_path: Path, script: str, module: str) -> None:
+    """``help`` reaches the package's own usage (and exit code) from a folder that is not the repository's."""
+    result = subprocess.run([sys.executable, str(REPO / "scripts" / script), "help"], cwd=tmp_path,
                             capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert usage in result.stdout
+    assert result.returncode == EXIT_ERROR
+    assert result.stderr.endswith(importlib.import_module(f"benchmarks.{module}").USAGE + "\n")
 
 
 def test_bench_never_replaces_a_bench_md_it_did_not_write(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -91,6 +93,29 @@ def test_bench_never_replaces_a_bench_md_it_did_not_write(tmp_path: Path, capsys
     from benchmarks.__main__ import main
 
     (tmp_path / "bench.md").write_text("# my table\n")
-    assert main(["--out", str(tmp_path), "--quick"]) == 1
-    assert "bench.md exists and this command did not write it" in capsys.readouterr().err
+    assert main([f"out={tmp_path}", "quick=true"]) == EXIT_ERROR
+    assert "bench.md exists and this command did not write it: choose another folder, or add overwrite=true" in (
+        capsys.readouterr().err
+    )
     assert (tmp_path / "bench.md").read_text() == "# my table\n"
+
+
+@pytest.mark.parametrize(("name", "arguments"), [("data", (0.05, 1.0)), ("scale", (0.005, 4))])
+def test_each_section_process_is_started_with_keys_its_module_takes(
+    name: str, arguments: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``make bench`` runs sections 5 and 9 as ``python -m benchmarks.<name> key=value ... json=FILE``: a key the
+    module refused would leave the section Pending in every bench.md."""
+    module = importlib.import_module(f"benchmarks.{name}")
+    commands = []
+
+    def record(command: list[str], **_: object) -> subprocess.CompletedProcess:
+        commands.append(command)
+        return subprocess.CompletedProcess(command, EXIT_ERROR, "", "")
+
+    monkeypatch.setattr(subprocess, "run", record)
+    assert "error" in module.run(*arguments, timeout=1)
+    (command,) = commands
+    assert command[1:3] == ["-m", f"benchmarks.{name}"]
+    parsed = parse_keys(command[3:], module.KEYS, module.USAGE)
+    assert [parsed[key] for key in list(module.KEYS)[:2]] == list(arguments) and parsed["json"].endswith(".json")

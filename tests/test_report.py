@@ -228,7 +228,7 @@ def test_the_front_end_table_costs_each_front_end_and_pairs_it_with_the_fine_tun
 
 
 def test_the_report_never_replaces_a_file_it_did_not_write(tmp_path: Path) -> None:
-    """``--out`` may be a folder of the user's: a report.md (or a figure's name) finser did not write there is
+    """``out=`` may be a folder of the user's: a report.md (or a figure's name) finser did not write there is
     refused before anything is written, unless ``overwrite``; a report finser wrote is replaced whole."""
     fake_run(tmp_path / "runs", "a", {"experiment": "ser_baseline", "variant": "baseline", "head": "conv1d",
                                       "seed": 0, "test/f1_macro": 0.5})  # fmt: skip

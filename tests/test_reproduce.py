@@ -11,7 +11,8 @@ from hydra import initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.types import RunMode
 
-from tests.conftest import REPO
+from finser.cli import parse_keys
+from tests.conftest import REPO, load_script
 
 RECORDER = """#!/bin/sh
 for argument in "$@"; do printf '%s\\n' "$argument"; done >> "$RECORD"
@@ -58,3 +59,12 @@ def test_every_sweep_of_reproduce_sh_composes_in_multirun_mode(tmp_path: Path, v
     if "LEAVE_ONE_OUT" in variables:
         (subsets,) = [argument for argument in commands[-1] if argument.startswith("front_end.features=")]
         assert subsets.count("[") == 5 and "[rms,chroma,mfcc,melspec]" in subsets  # each FIN left out once
+
+
+def test_the_report_it_ends_with_takes_the_sweeps_folder(tmp_path: Path) -> None:
+    """reproduce.sh's last command is the report, in its key=value form (seen: ``"$OUT" --out "$REPORT"``)."""
+    report = load_script("report")
+    command = recorded_commands(tmp_path, DATASET="synthetic", REPORT=str(tmp_path / "report"))[-1]
+    assert command[0] == "scripts/report.py"
+    options = parse_keys(command[1:], report.KEYS, report.USAGE)
+    assert (options["runs"], options["out"]) == ([str(tmp_path / "out")], str(tmp_path / "report"))

@@ -76,7 +76,7 @@ def check_output_folder(
     if existing and not overwrite and not ours(folder / names[0]):
         raise FinserError(
             f"cannot write {key}={folder}: {existing[0]} exists and this command did not write it: choose another "
-            "folder, or pass --overwrite to replace it"
+            "folder, or add overwrite=true to replace it"
         )
     return folder
 

@@ -660,7 +660,7 @@ def write_report(
     """Write report.md and its PNG figures under ``out_dir``; returns the report's path. A folder whose report.md
     finser did not write (or that holds figures of those names without one) is refused unless ``overwrite``."""
     out_dir = check_output_folder(
-        out_dir, "--out", ["report.md", *(f"{name}.png" for name in FIGURES)], first_line_is(REPORT_TITLE), overwrite
+        out_dir, "out", ["report.md", *(f"{name}.png" for name in FIGURES)], first_line_is(REPORT_TITLE), overwrite
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     every_run = find_results(run_dirs)
