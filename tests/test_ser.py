@@ -26,7 +26,7 @@ def test_the_four_presets_sweep_into_four_wandb_groups(tmp_path: Path, cache_dir
         f"experiment={','.join(PRESETS)}", "seed=0", "logger=wandb",
         f"hydra.sweep.dir={tmp_path / 'multirun'}", "hydra.sweep.subdir=${hydra.job.num}",
         f"paths.cache_dir={cache_dir}", f"paths.fin_dir={tmp_path / 'fins'}",
-        *TINY, "training.batch_size=8", "training.limit_train_batches=2", "++datamodule.audio.duration=0.5",
+        *TINY, "training.batch_size=8", "training.limit_train_batches=2", "dataset.audio.duration=0.5",
     ]  # fmt: skip
     env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "1"}
     result = run_python(command, env=env)
@@ -81,7 +81,7 @@ def test_ddp_on_two_cpu_processes_counts_every_shard_per_corpus(tmp_path: Path, 
     """Each process tests half the clips: per-corpus accuracy must merge both halves, as torchmetrics' totals do."""
     run_train(tmp_path, cache_dir, "experiment=ser_baseline", "trainer=ddp", "trainer.accelerator=cpu",
               "trainer.devices=2", "trainer.sync_batchnorm=false", "training.batch_size=8",
-              "++datamodule.audio.duration=0.5")  # fmt: skip
+              "dataset.audio.duration=0.5")  # fmt: skip
     results = read_results(tmp_path / "run")
     assert results["test/acc/synthetic"] == pytest.approx(results["test/acc"])
     assert sum(map(sum, results["test/confusion"])) >= 8  # all test clips (DDP may pad with a repeat)

@@ -100,10 +100,10 @@ def check_settings(cfg: DictConfig, overrides: Sequence[str] = ()) -> None:
             f"optimized_metric={optimized!r}: a sweep may optimise {', '.join(optimizable) or 'nothing'} (validation "
             "only: nothing is selected on the test split)"
         )
-    audio = OmegaConf.select(cfg, "datamodule.audio")
+    audio = OmegaConf.select(cfg, "dataset.audio")
     duration = None if audio is None else audio.get("duration")
     if duration is not None and round(duration * audio.get("sample_rate", SAMPLE_RATE)) < N_FFT:
-        problems.append(f"datamodule.audio.duration={duration}: a crop shorter than one {N_FFT}-sample window")
+        problems.append(f"dataset.audio.duration={duration}: a crop shorter than one {N_FFT}-sample window")
     if problems:
         raise FinserError("impossible settings, nothing was run: " + "; ".join(problems))
 
@@ -116,8 +116,7 @@ REFERENCE = re.compile(r"\$\{(?:[\w.]+:)?([A-Za-z_][\w.]*)")  # ${a.b}, ${oc.sel
 
 def unread_overrides(cfg: DictConfig, overrides: Sequence[str]) -> list[str]:
     """The overrides of keys in :data:`READ_THROUGH_REFERENCES` that nothing this run builds refers to: e.g.
-    ``dataset.audio.duration`` in an SER run, whose datamodule crops with ``datamodule.audio`` (the value would be
-    silently ignored)."""
+    ``dataset.generated`` in a FIN run (only the SER presets read it), whose value would be silently ignored."""
     overridden = [
         override.key_or_group
         for override in OverridesParser.create().parse_overrides(list(overrides))
