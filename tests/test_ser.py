@@ -71,9 +71,9 @@ def test_the_four_presets_sweep_into_four_wandb_groups(tmp_path: Path, cache_dir
 
         # The published model rebuilds from its config alone (no FIN files) and maps a waveform to logits.
         model, meta = load_model(results["checkpoint"])
-        assert meta["emotions"] == list(EMOTIONS) and meta["clip_samples"] == 11_025
-        assert meta["band_limit_hz"] is None  # the clip spec whole: predict applies it (dataset.band_limit_hz)
-        assert model(torch.zeros(2, meta["clip_samples"])).shape == (2, len(EMOTIONS))
+        assert meta["emotions"] == list(EMOTIONS)  # and the clip spec whole, as plain values: predict applies it
+        assert meta["clip"] == {"sample_rate": 22_050, "offset": 0.6, "duration": 0.5, "band_limit_hz": None}
+        assert model(torch.zeros(2, 11_025)).shape == (2, len(EMOTIONS))
     assert len(groups) == len(PRESETS)
 
 

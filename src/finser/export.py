@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from finser.data.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE
+from finser.data.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE, recorded_clip
 from finser.errors import FinserError
 from finser.models.checkpoint import load_model
 
@@ -44,7 +44,7 @@ def example_inputs(meta: dict[str, Any]) -> list[torch.Tensor]:
     """Two inputs of different batch sizes (and, for SER, lengths): the first is traced, all are checked."""
     if meta["kind"] == "fin":
         return [generated_audio(3, N_FFT), generated_audio(5, N_FFT, seed=1)]
-    clip = int(meta.get("clip_samples") or SAMPLE_RATE)
+    clip = recorded_clip(meta).n_samples or SAMPLE_RATE
     return [generated_audio(2, clip), generated_audio(3, clip + 3 * HOP_LENGTH + 100, seed=1)]
 
 
@@ -56,7 +56,7 @@ def metadata(meta: dict[str, Any]) -> dict[str, str]:
                 "output": "feature (batch, dim) in the feature's own units"}  # fmt: skip
     emotions = list(meta["emotions"])
     return {**common, "hop_length": str(HOP_LENGTH), "emotions": ",".join(emotions),
-            "clip_samples": str(meta.get("clip_samples") or ""),
+            "clip_samples": str(recorded_clip(meta).n_samples or ""),
             "input": "audio (batch, samples) float32 mono in [-1, 1], samples >= 2048",
             "output": f"logits (batch, {len(emotions)}) in 'emotions' order; softmax gives probabilities"}  # fmt: skip
 

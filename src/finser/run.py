@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,14 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.syntax import Syntax
 from rich.tree import Tree
 
 from finser.console import drop_library_handlers
 from finser.cores import limit_threads, threads_per_process, usable_cores
+from finser.data.audio import recorded_clip
 from finser.errors import FinserError
 from finser.features import N_FFT, SAMPLE_RATE
 from finser.launch import check_launcher, requeued_checkpoint
@@ -265,9 +267,14 @@ def concurrent_processes(cfg: DictConfig) -> int:
     return jobs * (devices if isinstance(devices, int) and devices > 0 else 1)
 
 
+def command_line_overrides() -> list[str]:
+    """This run's overrides as typed (none outside Hydra)."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
     """One training run: returns its final metrics (a sweeper optimises ``cfg.optimized_metric``)."""
-    check_settings(cfg, HydraConfig.get().overrides.task if HydraConfig.initialized() else ())
+    check_settings(cfg, command_line_overrides())
     torch.set_float32_matmul_precision("high")  # TF32 matmuls where the GPU has them
     if HydraConfig.initialized():
         hydra = HydraConfig.get()
@@ -374,6 +381,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     Writes ``results.json`` in the run dir; nothing is trained or published. The config must describe the same
     model (``feature``/``fin_arch`` for a FIN, the preset, head and arch for SER): a mismatch says which overrides fit.
     """
+    check_settings(cfg, command_line_overrides())
     output_dir = run_dir()
     drop_library_handlers()
     model, meta = load_model(cfg.ckpt)
@@ -387,6 +395,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         raise FinserError(
             f"ckpt={cfg.ckpt} holds a {meta['kind']} model, this config a {cfg.task_kind}: add {overrides}"
         )
+    clip = cut_as_trained(cfg, meta, command_line_overrides()) if meta["kind"] == "ser" else {}
     torch.set_float32_matmul_precision("high")
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.datamodule)
@@ -406,9 +415,32 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     summary = {**identity, "metrics": results, **results, **getattr(task, "extra_results", {}),
                "evaluated_checkpoint": str(Path(cfg.ckpt).resolve()), "checkpoint_meta": {
                    key: meta.get(key) for key in ("kind", "feature", "arch", "experiment", "head", "run_dir")},
-               "run_dir": str(output_dir)}  # fmt: skip
+               **clip, "run_dir": str(output_dir)}  # fmt: skip
     write_results(output_dir, summary, results)
     return results
+
+
+CLIP_KEYS = ("dataset.audio", "dataset.band_limit_hz", "clip")  # the overrides that change how clips are cut
+
+
+def cut_as_trained(cfg: DictConfig, meta: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Set ``dataset.audio`` to the clip spec the SER model in ``meta`` was trained on, so its test clips are cut as
+    its training clips were; returns it as ``{"clip": ...}`` for results.json. An override that would cut them
+    otherwise is refused rather than silently replaced."""
+    recorded = asdict(recorded_clip(meta, cfg.ckpt))
+    configured = OmegaConf.to_container(cfg.dataset.audio, resolve=True)
+    configured.pop("_target_", None)
+    changed = [item for item in overrides if within(re.split(r"[=@]", item.lstrip("+~"), maxsplit=1)[0], CLIP_KEYS)]
+    if changed and {**recorded, **configured} != recorded:
+        raise FinserError(
+            f"ckpt={cfg.ckpt} was trained on clips cut as {recorded}, and eval cuts its test clips the same way: "
+            f"drop {' '.join(changed)}"
+        )
+    if {**recorded, **configured} != recorded:
+        log.info("cutting the test clips as %s was trained: %s (not this config's %s)", cfg.ckpt, recorded, configured)
+    with open_dict(cfg):
+        cfg.dataset.audio = {"_target_": "finser.data.audio.AudioSpec", **recorded}
+    return {"clip": recorded}
 
 
 def publish(
