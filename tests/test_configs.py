@@ -17,6 +17,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import ConfigCompositionException
 from hydra.utils import get_object, instantiate
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import Logger
@@ -419,3 +420,14 @@ def test_a_bad_feature_subset_is_refused_naming_it(compose_train, features: str,
     cfg = compose_train("experiment=ser_fin_finetuned", f"front_end.features={features}")
     with pytest.raises(Exception, match=message):
         OmegaConf.to_container(cfg.front_end, resolve=True)
+
+
+@pytest.mark.parametrize("experiment", ["fin", "ser_fin_finetuned"])
+def test_the_fin_architecture_is_one_key_read_where_it_is_used(compose_train, experiment: str) -> None:
+    """``fin_arch=conv`` reaches the network, the identity (results.json's ``arch``) and the W&B group and tag; the
+    relay key ``fin.arch`` that stood between them is gone, so nothing can set the architecture a second way."""
+    cfg = compose_train(f"experiment={experiment}", "fin_arch=conv")
+    net = cfg.task.net.front_end if experiment != "fin" else cfg.task.net
+    assert net.arch == cfg.identity.arch == "conv" and "arch=conv" in cfg.tags and cfg.group.endswith("-conv")
+    with pytest.raises(ConfigCompositionException, match=r"fin\.arch"):
+        compose_train(f"experiment={experiment}", "fin.arch=conv")

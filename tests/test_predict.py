@@ -18,12 +18,13 @@ from rich.console import Console
 from benchmarks.predict import predict_peak_rss, tiny_ser_checkpoint, write_noise
 from finser.data.audio import AudioSpec, load_audio
 from finser.data.augment import render
-from finser.data.labels import EMOTIONS
+from finser.data.labels import EMOTIONS, Clip
+from finser.data.utterances import UtteranceDataModule
 from finser.inference import EmotionPredictor, progress_bar
 from finser.models.checkpoint import load_model, read_checkpoint, save_checkpoint
 from finser.models.fin import spectral_fin
 from predict import main as predict_main
-from tests.conftest import REPO
+from tests.conftest import REPO, read_results, run_train
 from tests.preloaded import run_python
 
 
@@ -252,3 +253,36 @@ def test_a_model_published_before_the_clip_record_scores_as_it_did(ser_checkpoin
     """Flat ``clip_samples`` and ``sample_rate`` (and no offset) in older files: windows from 0 s, full band."""
     predictor = EmotionPredictor(ser_checkpoint)
     assert predictor.clip == AudioSpec(offset=0.0, duration=2.5) and predictor.clip_samples == 55_125
+
+
+def test_a_model_trained_on_its_own_clip_is_scored_on_that_clip_by_predict_and_eval(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """Trained on 0.5 s from 0.3 s, band-limited at 4 kHz: predict's first window of a file is the datamodule's clip
+    of it, and eval.py cuts its test clips the same way without being told (and refuses being told otherwise)."""
+    clip = ("dataset.audio.offset=0.3", "dataset.audio.duration=0.5", "dataset.band_limit_hz=4000")
+    run_train(tmp_path, cache_dir, "experiment=ser_baseline", "training.batch_size=8", *clip)
+    trained = read_results(tmp_path / "run")
+    spec = AudioSpec(offset=0.3, duration=0.5, band_limit_hz=4000)
+    path = next((cache_dir / "synthetic").rglob("*.wav"))
+    splits = ("train", "val", "test")
+    datamodule = UtteranceDataModule([Clip(str(path), "synthetic", "s", "neutral", split) for split in splits], list,
+                                     audio=spec)  # fmt: skip
+    datamodule.setup()
+    predictor = EmotionPredictor(trained["checkpoint"])
+    rows = predictor.predict(path, list_windows=True)
+    assert rows[1].path.endswith("#0.30-0.80s")
+    expected = scored_alone(predictor.model, datamodule.sets["test"].waveform(0).numpy()[None])[0]
+    np.testing.assert_allclose([rows[1].probabilities[e] for e in EMOTIONS], expected, atol=1e-6)
+
+    evaluated = tmp_path / "eval"
+    run_train(evaluated, cache_dir, f"ckpt={trained['checkpoint']}", "experiment=ser_baseline", script="eval.py")
+    results = read_results(evaluated / "run")
+    assert results["clip"] == asdict(spec)
+    assert results["test/f1_macro"] == trained["test/f1_macro"] and results["test/acc"] == trained["test/acc"]
+    refused = run_train(evaluated, cache_dir, f"ckpt={trained['checkpoint']}", "experiment=ser_baseline",
+                        "dataset.audio.duration=2.5", script="eval.py", check=False)  # fmt: skip
+    assert (
+        refused.returncode == 1
+        and "eval cuts its test clips the same way: drop dataset.audio.duration=2.5" in refused.stderr
+    )
