@@ -381,7 +381,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     Writes ``results.json`` in the run dir; nothing is trained or published. The config must describe the same
     model (``feature``/``fin_arch`` for a FIN, the preset, head and arch for SER): a mismatch says which overrides fit.
     """
-    check_settings(cfg, command_line_overrides())
+    typed = command_line_overrides()
+    check_settings(cfg, typed)
     output_dir = run_dir()
     drop_library_handlers()
     model, meta = load_model(cfg.ckpt)
@@ -395,7 +396,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         raise FinserError(
             f"ckpt={cfg.ckpt} holds a {meta['kind']} model, this config a {cfg.task_kind}: add {overrides}"
         )
-    clip = cut_as_trained(cfg, meta, command_line_overrides()) if meta["kind"] == "ser" else {}
+    clip = cut_as_trained(cfg, meta, typed) if meta["kind"] == "ser" else {}
     torch.set_float32_matmul_precision("high")
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.datamodule)
@@ -431,12 +432,13 @@ def cut_as_trained(cfg: DictConfig, meta: dict[str, Any], overrides: Sequence[st
     configured = OmegaConf.to_container(cfg.dataset.audio, resolve=True)
     configured.pop("_target_", None)
     changed = [item for item in overrides if within(re.split(r"[=@]", item.lstrip("+~"), maxsplit=1)[0], CLIP_KEYS)]
-    if changed and {**recorded, **configured} != recorded:
+    differs = {**recorded, **configured} != recorded
+    if differs and changed:
         raise FinserError(
             f"ckpt={cfg.ckpt} was trained on clips cut as {recorded}, and eval cuts its test clips the same way: "
             f"drop {' '.join(changed)}"
         )
-    if {**recorded, **configured} != recorded:
+    if differs:
         log.info("cutting the test clips as %s was trained: %s (not this config's %s)", cfg.ckpt, recorded, configured)
     with open_dict(cfg):
         cfg.dataset.audio = {"_target_": "finser.data.audio.AudioSpec", **recorded}
