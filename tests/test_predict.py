@@ -279,6 +279,7 @@ def test_a_model_trained_on_its_own_clip_is_scored_on_that_clip_by_predict_and_e
     run_train(evaluated, cache_dir, f"ckpt={trained['checkpoint']}", "experiment=ser_baseline", script="eval.py")
     results = read_results(evaluated / "run")
     assert results["clip"] == asdict(spec)
+    assert (evaluated / "run" / "confusion_test.png").is_file()  # in eval's run dir (it wrote them to the cwd)
     assert results["test/f1_macro"] == trained["test/f1_macro"] and results["test/acc"] == trained["test/acc"]
     refused = run_train(evaluated, cache_dir, f"ckpt={trained['checkpoint']}", "experiment=ser_baseline",
                         "dataset.audio.duration=2.5", script="eval.py", check=False)  # fmt: skip

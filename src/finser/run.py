@@ -368,6 +368,7 @@ def tested_metrics(cfg: DictConfig, task: L.LightningModule, datamodule: L.Light
         enable_progress_bar=False,
         inference_mode=False,  # metric states reset here must stay updatable by a later no_grad (DDP) test loop
         enable_model_summary=False,
+        default_root_dir=run_dir(),  # where an SER task saves its confusion matrices (not the working directory)
     )
     metrics: dict[str, float] = {}
     for part in trainer.test(task, datamodule=datamodule, verbose=False):
