@@ -47,7 +47,7 @@ reproduce: $(STAMP)
 # seeds (SEEDS=0,1,2,3,4, ~2.5 h) do not fit the 45-minute budget on 2 cores (README, Results).
 reproduce-quick: $(STAMP)
 	env DATASET=synthetic SEEDS=0,1,2 FIN_ARGS="training.max_epochs=3 logger=csv hydra/launcher=parallel" \
-	  SER_ARGS="training.batch_size=8 ++datamodule.audio.duration=1.5 logger=csv hydra/launcher=parallel" \
+	  SER_ARGS="training.batch_size=8 dataset.audio.duration=1.5 logger=csv hydra/launcher=parallel" \
 	  $(REPRODUCE_VARS) \
 	  PYTHON=$(BIN)/python bash scripts/reproduce.sh
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import lightning as L
@@ -16,11 +17,13 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import ConfigCompositionException
 from hydra.utils import get_object, instantiate
 from lightning.pytorch.callbacks import EarlyStopping
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
+from finser.data.audio import STUDY_CROP, AudioSpec
 from finser.data.labels import EMOTIONS, Clip
 from finser.features import FEATURE_DIMS, FEATURES, REGISTERED_FEATURES
 from finser.models.checkpoint import model_constructors
@@ -83,7 +86,7 @@ def targets(node: object) -> Iterator[str]:
 
 def test_the_groups_are_the_documented_ones() -> None:
     assert {group for group, _ in OPTIONS} == {
-        "callbacks", "datamodule", "dataset", "debug", "eval_datasets", "experiment", "feature", "fin_arch",
+        "callbacks", "clip", "datamodule", "dataset", "debug", "eval_datasets", "experiment", "feature", "fin_arch",
         "front_end", "hparams_search", "logger", "paths", "ser_head", "split", "task", "trainer", "training",
     }  # fmt: skip
     assert ("ser_head", "temporal") in OPTIONS and ("trainer", "gpu") in OPTIONS and ("dataset", "esd") in OPTIONS
@@ -269,6 +272,45 @@ def test_real_corpora_read_their_root_from_the_data_dir(compose_train, option: s
     assert isinstance(index.names, ListConfig) and cfg.dataset.audio.duration == 2.5
 
 
+FULL_LENGTH = AudioSpec()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (("dataset=synthetic",), FULL_LENGTH),  # the embedded corpus's FINs: each clip whole
+        (("dataset=synthetic_study",), FULL_LENGTH),
+        (("dataset=ravdess",), STUDY_CROP),
+        (("dataset=combined", "dataset.band_limit_hz=8000"), replace(STUDY_CROP, band_limit_hz=8000)),
+        (("experiment=ser_baseline",), STUDY_CROP),  # every SER preset, every corpus: the study's crop
+        (("experiment=ser_fin_finetuned", "dataset=synthetic_study"), STUDY_CROP),
+        (("experiment=ser_fin_frozen", "dataset=esd"), STUDY_CROP),
+        (("experiment=ser_baseline", "clip=full"), FULL_LENGTH),
+        (("clip=study",), STUDY_CROP),
+    ],
+)
+def test_every_run_cuts_its_clips_as_it_did(compose_train, overrides: tuple, expected: AudioSpec) -> None:
+    """The presets' clips, from the one clip spec (the clip group at dataset.audio): the same as before it was one."""
+    cfg = compose_train(*overrides)
+    assert instantiate(cfg.datamodule.audio) == expected
+    assert instantiate(cfg.dataset.audio) == expected
+
+
+@pytest.mark.parametrize("experiment", ["fin", "ser_baseline", "ser_fin_finetuned"])
+def test_one_clip_spec_cuts_fin_and_ser_clips_alike(compose_train, experiment: str) -> None:
+    """``dataset.audio.*`` is read by both datamodules: an SER run ignored it (and then refused it) before."""
+    overrides = (f"experiment={experiment}", "dataset.audio.offset=0.3", "dataset.audio.duration=1.5",
+                 "dataset.band_limit_hz=4000")  # fmt: skip
+    cfg = compose_train(*overrides)
+    assert instantiate(cfg.datamodule.audio) == AudioSpec(offset=0.3, duration=1.5, band_limit_hz=4000)
+    check_settings(cfg, overrides)
+
+
+def test_the_study_crop_in_python_is_the_clip_group_s(compose_train) -> None:
+    """``finser.data.audio.STUDY_CROP`` (tests, benchmarks, library use) names what conf/clip/study.yaml holds."""
+    assert instantiate(compose_train("clip=study").dataset.audio) == STUDY_CROP
+
+
 @pytest.mark.parametrize(
     ("experiment", "front_end", "net"),
     [
@@ -378,3 +420,14 @@ def test_a_bad_feature_subset_is_refused_naming_it(compose_train, features: str,
     cfg = compose_train("experiment=ser_fin_finetuned", f"front_end.features={features}")
     with pytest.raises(Exception, match=message):
         OmegaConf.to_container(cfg.front_end, resolve=True)
+
+
+@pytest.mark.parametrize("experiment", ["fin", "ser_fin_finetuned"])
+def test_the_fin_architecture_is_one_key_read_where_it_is_used(compose_train, experiment: str) -> None:
+    """``fin_arch=conv`` reaches the network, the identity (results.json's ``arch``) and the W&B group and tag; the
+    relay key ``fin.arch`` that stood between them is gone, so nothing can set the architecture a second way."""
+    cfg = compose_train(f"experiment={experiment}", "fin_arch=conv")
+    net = cfg.task.net.front_end if experiment != "fin" else cfg.task.net
+    assert net.arch == cfg.identity.arch == "conv" and "arch=conv" in cfg.tags and cfg.group.endswith("-conv")
+    with pytest.raises(ConfigCompositionException, match=r"fin\.arch"):
+        compose_train(f"experiment={experiment}", "fin.arch=conv")

@@ -25,6 +25,7 @@ HEADS = {
     "temporal": {"_target_": "finser.models.ser.TemporalHead", "channels": 8, "n_layers": 2, "n_classes": 4},
 }
 EMOTIONS = ["neutral", "happy", "sad", "angry"]
+OFFSET = 0.1  # publish_ser's clip starts 0.1 s in: predict and the exported graph both skip it
 # Every spectral FIN is its own class per feature; the study's FINs share one class, shown on their smallest.
 FIN_CASES = [(feature, arch) for arch in ARCHS for feature in (REGISTERED_FEATURES if arch == "spectral" else ("rms",))]
 
@@ -44,8 +45,8 @@ def publish_ser(tmp_path: Path, head: str, front_end: dict) -> Path:
         if isinstance(module, torch.nn.BatchNorm1d):
             module.running_mean.uniform_(-1, 1)
             module.running_var.uniform_(0.5, 2)
-    meta = {"kind": "ser", "emotions": EMOTIONS, "clip_samples": 11_025}
-    return save_checkpoint(model, config, tmp_path / "ser_model.ckpt", **meta)
+    clip = {"sample_rate": 22_050, "offset": OFFSET, "duration": 0.5, "band_limit_hz": None}  # 11,025 samples
+    return save_checkpoint(model, config, tmp_path / "ser_model.ckpt", kind="ser", emotions=EMOTIONS, clip=clip)
 
 
 def onnx_outputs(path: Path, inputs: np.ndarray) -> tuple[list[np.ndarray], dict[str, str]]:

@@ -14,7 +14,7 @@ import torch
 
 from finser.data.audio import read_blocks
 from finser.export import OPSET, TOLERANCE, export, generated_audio, signal_windows
-from finser.inference import EmotionPredictor, windows
+from finser.inference import EmotionPredictor, Tally, from_offset, windows
 from finser.models.checkpoint import load_model, read_checkpoint, save_checkpoint
 from tests.conftest import REPO
 from tests.test_export import EMOTIONS, READERS, publish_ser
@@ -39,18 +39,20 @@ class Windower(torch.nn.Module):
         return signal_windows(audio, self.clip_samples, self.offset_samples)
 
 
-def predict_windows(signal: np.ndarray, clip_samples: int) -> tuple[list[int], np.ndarray]:
-    """inference.windows on the signal fed in uneven blocks, as read_blocks yields it."""
+def predict_windows(signal: np.ndarray, clip_samples: int, offset: int = 0) -> tuple[list[int], np.ndarray]:
+    """predict.py's windows (inference.from_offset, then windows) of the signal fed in uneven blocks, as read_blocks
+    yields it; starts count from where the model starts hearing."""
     cuts = np.cumsum(np.random.default_rng(signal.size).integers(1, 4_000, size=signal.size // 1_000 + 1))
-    parts = list(windows(np.split(signal, cuts[cuts < signal.size]), clip_samples))
+    heard = from_offset(np.split(signal, cuts[cuts < signal.size]), offset, Tally())
+    parts = list(windows(heard, clip_samples))
     return [start for start, _ in parts], np.stack([window for _, window in parts])
 
 
-def traced_windowers(tmp_path: Path, clip_samples: int) -> dict[str, object]:
+def traced_windowers(tmp_path: Path, clip_samples: int, offset: int = 0) -> dict[str, object]:
     """The windower as onnxruntime and TorchScript run it, traced once on a signal of several windows."""
     import onnxruntime
 
-    windower, example = Windower(clip_samples), generated_audio(1, 3 * clip_samples)
+    windower, example = Windower(clip_samples, offset), generated_audio(1, 3 * clip_samples)
     path = tmp_path / "windows.onnx"
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation note
@@ -83,12 +85,16 @@ def test_the_graphs_windows_are_predicts_windows(tmp_path: Path, clip_samples: i
             np.testing.assert_array_equal(got[1], expected, err_msg=f"{name} at {length} samples")
 
 
-def test_a_start_offset_is_one_parameter() -> None:
-    """Windows from sample ``offset`` on are the windows of the signal with its first ``offset`` samples cut."""
-    signal = generated_audio(1, 3 * CLIP, seed=4)
-    shifted = Windower(CLIP, offset_samples=2_000)(signal)
-    np.testing.assert_array_equal(shifted.numpy(), Windower(CLIP)(signal[:, 2_000:]).numpy())
-    assert shifted.shape[1] == predict_windows(signal[0, 2_000:].numpy(), CLIP)[1].shape[0]
+@pytest.mark.parametrize("offset", [2_000, CLIP + 7])
+def test_windows_from_the_offset_are_predicts(tmp_path: Path, offset: int) -> None:
+    """From the offset on, and from the start for a signal that ends before it (predict's rule), in every runtime;
+    the lengths straddle the offset."""
+    runs = traced_windowers(tmp_path, CLIP, offset)
+    for length in (offset - 1, offset, offset + 1, offset + CLIP, offset + 3 * CLIP + 5, 700):
+        signal = generated_audio(2, length, seed=length)
+        expected = predict_windows(signal[1].numpy(), CLIP, offset)[1]
+        for name, run in runs.items():
+            np.testing.assert_array_equal(run(signal)[1], expected, err_msg=f"{name} at {length} samples")
 
 
 def test_without_a_clip_length_the_whole_signal_is_one_window() -> None:
@@ -155,7 +161,8 @@ def test_a_band_limited_model_is_exported_with_a_warning_and_its_cutoff(
     checkpoint = publish_ser(tmp_path, "conv1d", FRONT_ENDS["exact"])
     payload = read_checkpoint(checkpoint)
     model, _ = load_model(checkpoint)
-    limited = save_checkpoint(model, payload["model"], tmp_path / "limited.ckpt", **payload["meta"], band_limit_hz=4000)
+    meta = {**payload["meta"], "clip": {**payload["meta"]["clip"], "band_limit_hz": 4000}}
+    limited = save_checkpoint(model, payload["model"], tmp_path / "limited.ckpt", **meta)
     with caplog.at_level(logging.WARNING, logger="finser.export"):
         path, _ = export(limited, "torchscript")
     assert "does not low-pass" in caplog.text and "4000 Hz" in caplog.text

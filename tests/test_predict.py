@@ -6,6 +6,7 @@ import csv
 import io
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +16,15 @@ import torch
 from rich.console import Console
 
 from benchmarks.predict import predict_peak_rss, tiny_ser_checkpoint, write_noise
-from finser.data.audio import load_audio
-from finser.data.labels import EMOTIONS
+from finser.data.audio import AudioSpec, load_audio
+from finser.data.augment import render
+from finser.data.labels import EMOTIONS, Clip
+from finser.data.utterances import UtteranceDataModule
 from finser.inference import EmotionPredictor, progress_bar
-from finser.models.checkpoint import save_checkpoint
+from finser.models.checkpoint import load_model, read_checkpoint, save_checkpoint
 from finser.models.fin import spectral_fin
 from predict import main as predict_main
-from tests.conftest import REPO
+from tests.conftest import REPO, read_results, run_train
 from tests.preloaded import run_python
 
 
@@ -184,7 +187,6 @@ def test_a_model_trained_band_limited_scores_band_limited_windows(tmp_path: Path
     """``dataset.band_limit_hz=8000`` in training is recorded in ser_model.ckpt and applied to every window predict
     scores (it scored full-band audio): a file scores as its own low-passed copy does under a full-band model."""
     from finser.data.audio import band_limit
-    from finser.models.checkpoint import load_model, read_checkpoint
 
     full_band = tiny_ser_checkpoint(tmp_path / "full.ckpt")
     payload = read_checkpoint(full_band)
@@ -199,3 +201,89 @@ def test_a_model_trained_band_limited_scores_band_limited_windows(tmp_path: Path
     unlimited = EmotionPredictor(full_band).predict(tmp_path / "clip.wav")[0].probabilities
     assert scored == pytest.approx(expected, abs=1e-5)
     assert scored != pytest.approx(unlimited, abs=1e-5)  # the band limit changed what the model heard
+
+
+def with_clip(checkpoint: Path, path: Path, spec: AudioSpec) -> Path:
+    """``checkpoint``'s model republished as trained on clips cut by ``spec`` (its whole clip record)."""
+    payload = read_checkpoint(checkpoint)
+    model, _ = load_model(checkpoint)
+    legacy = ("clip_samples", "sample_rate", "offset", "band_limit_hz")
+    meta = {**{key: value for key, value in payload["meta"].items() if key not in legacy}, "clip": asdict(spec)}
+    return save_checkpoint(model, payload["model"], path, **meta)
+
+
+def scored_alone(model: torch.nn.Module, clips: np.ndarray) -> np.ndarray:
+    """The model's probabilities for a batch of prepared clips."""
+    with torch.no_grad():
+        return torch.softmax(model(torch.from_numpy(np.ascontiguousarray(clips))), dim=-1).numpy()
+
+
+def test_windows_start_at_the_offset_and_the_first_is_the_training_crop(ser_checkpoint: Path, tmp_path: Path) -> None:
+    """A model trained on 0.5 s from 0.3 s, band-limited at 4 kHz, scores a 16 kHz file's first window as its
+    training clip of that file was rendered (``render``, what the datamodules cut); predict started at 0 s."""
+    spec = AudioSpec(offset=0.3, duration=0.5, band_limit_hz=4000)
+    checkpoint = with_clip(ser_checkpoint, tmp_path / "clip.ckpt", spec)
+    path = tmp_path / "speech.wav"
+    soundfile.write(path, 0.1 * np.random.default_rng(4).standard_normal(16_000), 16_000)  # 1 s
+    predictor = EmotionPredictor(checkpoint)
+    rows = predictor.predict(path, list_windows=True)
+    assert [row.path.split("#")[-1] for row in rows[1:]] == ["0.30-0.80s", "0.55-1.05s"]  # half-clip hop, padded
+    first = np.array([rows[1].probabilities[emotion] for emotion in EMOTIONS])
+    np.testing.assert_allclose(first, scored_alone(predictor.model, render(str(path), spec)[None])[0], atol=1e-6)
+
+
+def test_a_file_ending_before_the_offset_is_scored_from_its_start_with_a_warning(
+    ser_checkpoint: Path, tmp_path: Path
+) -> None:
+    checkpoint = with_clip(ser_checkpoint, tmp_path / "clip.ckpt", AudioSpec(offset=0.6, duration=0.5))
+    path = tmp_path / "short.wav"
+    signal = (0.1 * np.random.default_rng(5).standard_normal(8_820)).astype(np.float32)  # 0.4 s
+    soundfile.write(path, signal, 22_050, subtype="FLOAT")
+    predictor = EmotionPredictor(checkpoint)
+    (row,) = predictor.predict(path)
+    assert (
+        row.warning
+        == "short of the offset: the file ends before the model's 0.60-s offset, so it was scored from its start"
+    )
+    expected = scored_alone(predictor.model, np.pad(signal, (0, 11_025 - signal.size))[None])[0]
+    np.testing.assert_allclose([row.probabilities[emotion] for emotion in EMOTIONS], expected, atol=1e-6)
+
+
+def test_a_model_published_before_the_clip_record_scores_as_it_did(ser_checkpoint: Path, tmp_path: Path) -> None:
+    """Flat ``clip_samples`` and ``sample_rate`` (and no offset) in older files: windows from 0 s, full band."""
+    predictor = EmotionPredictor(ser_checkpoint)
+    assert predictor.clip == AudioSpec(offset=0.0, duration=2.5) and predictor.clip_samples == 55_125
+
+
+def test_a_model_trained_on_its_own_clip_is_scored_on_that_clip_by_predict_and_eval(
+    tmp_path: Path, cache_dir: Path
+) -> None:
+    """Trained on 0.5 s from 0.3 s, band-limited at 4 kHz: predict's first window of a file is the datamodule's clip
+    of it, and eval.py cuts its test clips the same way without being told (and refuses being told otherwise)."""
+    clip = ("dataset.audio.offset=0.3", "dataset.audio.duration=0.5", "dataset.band_limit_hz=4000")
+    run_train(tmp_path, cache_dir, "experiment=ser_baseline", "training.batch_size=8", *clip)
+    trained = read_results(tmp_path / "run")
+    spec = AudioSpec(offset=0.3, duration=0.5, band_limit_hz=4000)
+    path = next((cache_dir / "synthetic").rglob("*.wav"))
+    splits = ("train", "val", "test")
+    datamodule = UtteranceDataModule([Clip(str(path), "synthetic", "s", "neutral", split) for split in splits], list,
+                                     audio=spec)  # fmt: skip
+    datamodule.setup()
+    predictor = EmotionPredictor(trained["checkpoint"])
+    rows = predictor.predict(path, list_windows=True)
+    assert rows[1].path.endswith("#0.30-0.80s")
+    expected = scored_alone(predictor.model, datamodule.sets["test"].waveform(0).numpy()[None])[0]
+    np.testing.assert_allclose([rows[1].probabilities[e] for e in EMOTIONS], expected, atol=1e-6)
+
+    evaluated = tmp_path / "eval"
+    run_train(evaluated, cache_dir, f"ckpt={trained['checkpoint']}", "experiment=ser_baseline", script="eval.py")
+    results = read_results(evaluated / "run")
+    assert results["clip"] == asdict(spec)
+    assert (evaluated / "run" / "confusion_test.png").is_file()  # in eval's run dir (it wrote them to the cwd)
+    assert results["test/f1_macro"] == trained["test/f1_macro"] and results["test/acc"] == trained["test/acc"]
+    refused = run_train(evaluated, cache_dir, f"ckpt={trained['checkpoint']}", "experiment=ser_baseline",
+                        "dataset.audio.duration=2.5", script="eval.py", check=False)  # fmt: skip
+    assert (
+        refused.returncode == 1
+        and "eval cuts its test clips the same way: drop dataset.audio.duration=2.5" in refused.stderr
+    )

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from finser.errors import FinserError
 from finser.models.checkpoint import publish_checkpoint, read_checkpoint
 from finser.models.fin import spectral_fin
-from finser.run import check_publish_folder, check_settings
+from finser.run import check_publish_folder, check_settings, unread_overrides
 from tests.conftest import MFCC_CONFIG, REPO, published_before, read_results, run_train
 
 
@@ -25,7 +26,7 @@ from tests.conftest import MFCC_CONFIG, REPO, published_before, read_results, ru
         ("training.max_epochs=1.5", "training.max_epochs=1.5"),
         ("training.batch_size=0", "training.batch_size=0"),
         ("training.lr=fast", "training.lr='fast'"),
-        ("++datamodule.audio.duration=0.05", "datamodule.audio.duration=0.05"),
+        ("dataset.audio.duration=0.05", "dataset.audio.duration=0.05"),
         ("seed=nan", "seed=nan: expected a whole number"),
         ("seed=99999999999999999999", "seed=99999999999999999999: expected a whole number"),
         ("training.num_workers=-1", "training.num_workers=-1: expected a whole number >= 0"),
@@ -45,8 +46,8 @@ def test_impossible_settings_are_refused_naming_the_key(override: str, key: str)
 @pytest.mark.parametrize(
     ("experiment", "override", "refused"),
     [
-        ("ser_baseline", "dataset.audio.duration=1.5", "set datamodule.audio.duration instead"),  # SER crops its own
-        ("fin", "dataset.audio.duration=1.5", None),  # the frames datamodule reads ${dataset.audio}
+        ("ser_baseline", "dataset.audio.duration=1.5", None),  # both datamodules read ${dataset.audio}
+        ("fin", "dataset.audio.duration=1.5", None),
         ("fin", "dataset.generated=false", "so the value would be ignored"),  # only the SER presets read it
         ("ser_baseline", "dataset.generated=false", None),
         ("ser_baseline", "dataset.root=/data/ser", None),  # read through ${dataset.index}'s own ${dataset.root}
@@ -67,10 +68,21 @@ def test_an_override_the_chosen_options_never_read_is_refused(experiment: str, o
         check_settings(cfg, overrides)
 
 
+def test_an_ignored_override_names_the_key_read_instead() -> None:
+    """The hint: another section holding the same key (as ``datamodule.audio`` did beside ``dataset.audio``)."""
+    cfg = OmegaConf.create({"dataset": {"audio": {"duration": 2.5}}, "datamodule": {"audio": {"duration": 2.5}}})
+    assert unread_overrides(cfg, ["dataset.audio.duration=1.5"]) == [
+        "dataset.audio.duration: nothing this run builds reads it, so the value would be ignored (set "
+        "datamodule.audio.duration instead)"
+    ]
+    cfg.datamodule.audio = "${dataset.audio}"
+    assert unread_overrides(cfg, ["dataset.audio.duration=1.5"]) == []
+
+
 def test_an_ignored_override_stops_train_py_before_any_work(tmp_path: Path, cache_dir: Path) -> None:
-    result = run_train(tmp_path, cache_dir, "experiment=ser_baseline", "dataset.audio.duration=1.5", check=False)
+    result = run_train(tmp_path, cache_dir, "dataset.generated=false", check=False)  # a FIN run: only SER reads it
     assert result.returncode == 1
-    assert "dataset.audio.duration: nothing this run builds reads it" in result.stderr
+    assert "dataset.generated: nothing this run builds reads it" in result.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 

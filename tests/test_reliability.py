@@ -44,7 +44,7 @@ def test_same_seed_same_metrics_other_seed_other_metrics(tmp_path: Path, cache_d
 RESUMABLE = {
     "fin": ("feature=rms", "fin_arch=fc", "evaluate_before_training=false"),
     # dropout and shuffled clips: everything random a resume must reproduce
-    "ser": ("experiment=ser_baseline", "training.batch_size=8", "++datamodule.audio.duration=0.5"),
+    "ser": ("experiment=ser_baseline", "training.batch_size=8", "dataset.audio.duration=0.5"),
 }
 
 

@@ -40,7 +40,7 @@ def recorded_commands(tmp_path: Path, **variables: str) -> list[list[str]]:
 @pytest.mark.parametrize(
     "variables",
     [
-        {"DATASET": "synthetic", "SEEDS": "0,1,2", "SER_ARGS": "training.batch_size=8 ++datamodule.audio.duration=1.5"},
+        {"DATASET": "synthetic", "SEEDS": "0,1,2", "SER_ARGS": "training.batch_size=8 dataset.audio.duration=1.5"},
         {"DATASET": "synthetic", "FOLDS": "all", "FRACTIONS": "0.1,1.0", "CONTROLS": "1", "LEAVE_ONE_OUT": "1"},
         {"DATASET": "synthetic", "FRACTIONS": "0.5"},
     ],

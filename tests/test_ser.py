@@ -26,7 +26,7 @@ def test_the_four_presets_sweep_into_four_wandb_groups(tmp_path: Path, cache_dir
         f"experiment={','.join(PRESETS)}", "seed=0", "logger=wandb",
         f"hydra.sweep.dir={tmp_path / 'multirun'}", "hydra.sweep.subdir=${hydra.job.num}",
         f"paths.cache_dir={cache_dir}", f"paths.fin_dir={tmp_path / 'fins'}",
-        *TINY, "training.batch_size=8", "training.limit_train_batches=2", "++datamodule.audio.duration=0.5",
+        *TINY, "training.batch_size=8", "training.limit_train_batches=2", "dataset.audio.duration=0.5",
     ]  # fmt: skip
     env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "1"}
     result = run_python(command, env=env)
@@ -71,9 +71,9 @@ def test_the_four_presets_sweep_into_four_wandb_groups(tmp_path: Path, cache_dir
 
         # The published model rebuilds from its config alone (no FIN files) and maps a waveform to logits.
         model, meta = load_model(results["checkpoint"])
-        assert meta["emotions"] == list(EMOTIONS) and meta["clip_samples"] == 11_025
-        assert meta["band_limit_hz"] is None  # the clip spec whole: predict applies it (dataset.band_limit_hz)
-        assert model(torch.zeros(2, meta["clip_samples"])).shape == (2, len(EMOTIONS))
+        assert meta["emotions"] == list(EMOTIONS)  # and the clip spec whole, as plain values: predict applies it
+        assert meta["clip"] == {"sample_rate": 22_050, "offset": 0.6, "duration": 0.5, "band_limit_hz": None}
+        assert model(torch.zeros(2, 11_025)).shape == (2, len(EMOTIONS))
     assert len(groups) == len(PRESETS)
 
 
@@ -81,7 +81,7 @@ def test_ddp_on_two_cpu_processes_counts_every_shard_per_corpus(tmp_path: Path, 
     """Each process tests half the clips: per-corpus accuracy must merge both halves, as torchmetrics' totals do."""
     run_train(tmp_path, cache_dir, "experiment=ser_baseline", "trainer=ddp", "trainer.accelerator=cpu",
               "trainer.devices=2", "trainer.sync_batchnorm=false", "training.batch_size=8",
-              "++datamodule.audio.duration=0.5")  # fmt: skip
+              "dataset.audio.duration=0.5")  # fmt: skip
     results = read_results(tmp_path / "run")
     assert results["test/acc/synthetic"] == pytest.approx(results["test/acc"])
     assert sum(map(sum, results["test/confusion"])) >= 8  # all test clips (DDP may pad with a repeat)

@@ -90,3 +90,13 @@ def test_eval_of_a_model_that_measures_nothing_exits_non_zero(tmp_path: Path, ca
     assert result.returncode == 1, result.stderr[-2000:]
     assert "nothing was measured" in result.stderr
     assert not (tmp_path / "run" / "results.json").exists()
+
+
+def test_eval_refuses_an_override_nothing_reads_before_any_work(tmp_path: Path, cache_dir: Path) -> None:
+    """train.py's check of ignored ``dataset.*`` keys, in eval.py too (it loaded the model and tested without it)."""
+    published_before(tmp_path / "fins")
+    fin = tmp_path / "fins" / "mfcc_spectral.ckpt"
+    result = run_train(tmp_path, cache_dir, f"ckpt={fin}", "dataset.generated=false", script="eval.py", check=False)
+    assert result.returncode == 1
+    assert "dataset.generated: nothing this run builds reads it, so the value would be ignored" in result.stderr
+    assert not (tmp_path / "run" / "results.json").exists()

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from finser.data.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE
+from finser.data.audio import HOP_LENGTH, N_FFT, SAMPLE_RATE, AudioSpec, recorded_clip
 from finser.errors import FinserError
 from finser.inference import window_count
 from finser.models.checkpoint import load_model
@@ -43,16 +43,24 @@ def generated_audio(n_clips: int, n_samples: int, seed: int = 0) -> torch.Tensor
 
 
 def signal_windows(audio: torch.Tensor, clip_samples: int | None, offset_samples: int = 0) -> torch.Tensor:
-    """(B, samples) → (B, windows, clip_samples): the windows :func:`finser.inference.windows` cuts, from sample
-    ``offset_samples`` on, in traceable ops. ONNX's Unfold needs a fixed length; a gather of sample indices into the
-    signal padded by one clip (enough for the last window, :func:`~finser.inference.window_count`) does not."""
-    audio = audio[..., offset_samples:]
-    if not clip_samples:
-        return audio.unsqueeze(1)  # no clip length recorded: the whole signal is one window, as predict scores it
-    count = window_count(torch._shape_as_tensor(audio)[-1], clip_samples)
-    starts = torch.arange(count, device=audio.device) * (clip_samples // 2)
+    """(B, samples) → (B, windows, clip_samples): the windows predict.py cuts (:func:`finser.inference.from_offset`,
+    then :func:`~finser.inference.windows`), in traceable ops: from sample ``offset_samples`` on, or from the start
+    for a signal that ends before it. ONNX's Unfold needs a fixed length; a gather of sample indices into the signal
+    padded by one clip (enough for the last window, :func:`~finser.inference.window_count`) does not."""
+    length = torch._shape_as_tensor(audio)[-1]
+    start = offset_samples * (length >= offset_samples).to(length.dtype)
+    heard = length - start
+    if not clip_samples:  # no clip length recorded: all that is heard is one window, as predict scores it
+        return audio[..., start + torch.arange(heard, device=audio.device)].unsqueeze(1)
+    count = window_count(heard, clip_samples)
+    starts = start + torch.arange(count, device=audio.device) * (clip_samples // 2)
     padded = nn.functional.pad(audio, (0, clip_samples))
     return padded[..., starts.unsqueeze(-1) + torch.arange(clip_samples, device=audio.device)]
+
+
+def offset_samples(spec: AudioSpec) -> int:
+    """Where predict.py's first window starts, in samples: the training crop's offset."""
+    return round(spec.offset * spec.sample_rate)
 
 
 class WindowedSER(nn.Module):
@@ -76,7 +84,10 @@ class WindowedSER(nn.Module):
 
 def exported_module(model: nn.Module, meta: dict[str, Any]) -> nn.Module:
     """What is written: a FIN as it is, an SER model inside :class:`WindowedSER`."""
-    return model if meta["kind"] == "fin" else WindowedSER(model, meta.get("clip_samples")).eval()
+    if meta["kind"] == "fin":
+        return model
+    spec = recorded_clip(meta)
+    return WindowedSER(model, spec.n_samples, offset_samples(spec)).eval()
 
 
 def example_inputs(meta: dict[str, Any]) -> list[torch.Tensor]:
@@ -84,7 +95,7 @@ def example_inputs(meta: dict[str, Any]) -> list[torch.Tensor]:
     whole number of hops): the first is traced, all are checked."""
     if meta["kind"] == "fin":
         return [generated_audio(3, N_FFT), generated_audio(5, N_FFT, seed=1)]
-    clip = int(meta.get("clip_samples") or SAMPLE_RATE)
+    clip = recorded_clip(meta).n_samples or SAMPLE_RATE
     lengths = (clip + clip // 2 + 3 * HOP_LENGTH, max(clip // 2, N_FFT), 2 * clip + 1)
     return [generated_audio(batch, length, seed=batch) for batch, length in zip((2, 1, 3), lengths, strict=True)]
 
@@ -95,12 +106,14 @@ def metadata(meta: dict[str, Any]) -> dict[str, str]:
     if meta["kind"] == "fin":
         return {**common, "feature": str(meta.get("feature")), "input": "frames (batch, 2048) float32",
                 "output": "feature (batch, dim) in the feature's own units"}  # fmt: skip
-    emotions = list(meta["emotions"])
+    emotions, spec = list(meta["emotions"]), recorded_clip(meta)
     return {**common, "hop_length": str(HOP_LENGTH), "emotions": ",".join(emotions),
-            "clip_samples": str(meta.get("clip_samples") or ""), "band_limit_hz": str(meta.get("band_limit_hz") or ""),
+            "clip_samples": str(spec.n_samples or ""), "offset_samples": str(offset_samples(spec)),
+            "band_limit_hz": str(spec.band_limit_hz or ""),
             "input": "audio (batch, samples) float32 mono in [-1, 1]: a whole recording, any length",
             "output": f"probabilities (batch, {len(emotions)}) in 'emotions' order, averaged over windows of "
-                      "clip_samples every half clip as predict.py; window_probabilities (batch, windows, "
+                      "clip_samples every half clip from offset_samples on (from 0 when shorter) as predict.py; "
+                      "window_probabilities (batch, windows, "
                       f"{len(emotions)}); band_limit_hz set: low-pass the audio at it first"}  # fmt: skip
 
 
@@ -201,10 +214,11 @@ def export(checkpoint: str | Path, format_name: str, out: str | Path | None = No
     model, meta = load_model(checkpoint)
     if meta["kind"] not in ("fin", "ser"):
         raise FinserError(f"{checkpoint} holds a {meta['kind']!r} model: export takes a FIN or an SER model")
-    if meta["kind"] == "ser" and meta.get("band_limit_hz"):
+    band_limit_hz = recorded_clip(meta, checkpoint).band_limit_hz if meta["kind"] == "ser" else None
+    if band_limit_hz:
         log.warning(
             "%s was trained low-passed at %s Hz (dataset.band_limit_hz): the exported model does not low-pass, so "
-            "low-pass the audio before scoring it (docs/predicting.md)", checkpoint, meta["band_limit_hz"]
+            "low-pass the audio before scoring it (docs/predicting.md)", checkpoint, band_limit_hz
         )  # fmt: skip
     path = output_path(checkpoint, format_name, out)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,7 @@
 """Emotion prediction for audio files with a published SER model: one row per file, errors as rows too.
 
+Each file is cut as the model's training clips were (the clip spec in ``ser_model.ckpt``): windows of the clip's
+length from its offset on (the first window is exactly the training crop), each low-passed at its band limit.
 Memory stays bounded whatever a file's length: audio is decoded in blocks (``read_blocks``), cut into the model's
 windows as it comes, and scored ``batch_size`` windows per forward pass. Rows are written and flushed as each file
 finishes, so a crash keeps the rows already done.
@@ -22,7 +24,7 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from finser.data.audio import DECODING_ERRORS, SAMPLE_RATE, AudioError, band_limit, read_blocks
+from finser.data.audio import DECODING_ERRORS, SAMPLE_RATE, AudioError, band_limit, read_blocks, recorded_clip
 from finser.errors import FinserError
 from finser.models.checkpoint import load_model
 from finser.outputs import atomic_text
@@ -49,10 +51,11 @@ class Prediction:
 
 @dataclass
 class Tally:
-    """How many samples a file had, and how many of them were digital silence."""
+    """How many samples of a file the model heard, how many of them were digital silence, and where they began."""
 
     samples: int = 0
     silent: int = 0
+    start: int = 0  # the offset, or 0 for a file that ends before it
 
 
 def audio_files(target: str | Path) -> list[Path]:
@@ -103,25 +106,53 @@ def batched(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
         yield batch
 
 
-def tallied(blocks: Iterable[np.ndarray], tally: Tally, advance: Callable[[float], None]) -> Iterator[np.ndarray]:
-    """The blocks unchanged, counted into ``tally`` and reported to ``advance`` (seconds) as they pass."""
+def reported(blocks: Iterable[np.ndarray], advance: Callable[[float], None]) -> Iterator[np.ndarray]:
+    """The blocks unchanged, reported to ``advance`` (seconds decoded) as they pass."""
     for block in blocks:
-        tally.samples += block.size
-        tally.silent += int(np.count_nonzero(np.abs(block) < SILENCE_LEVEL))
         advance(block.size / SAMPLE_RATE)
         yield block
 
 
-def warning_for(tally: Tally, clip_samples: int | None) -> str:
+def from_offset(blocks: Iterable[np.ndarray], offset: int, tally: Tally) -> Iterator[np.ndarray]:
+    """The signal from sample ``offset`` on, where training's crop starts; a file that ends before it is heard
+    whole from its start (as the crop keeps a full-length clip), and ``tally.start`` says which it was."""
+    held: list[np.ndarray] = []
+    seen = 0
+    for block in blocks:
+        if seen < offset:
+            held.append(block)
+            seen += block.size
+            if seen < offset:
+                continue
+            block, held, tally.start = np.concatenate(held)[offset:], [], offset
+        yield block
+    yield from held  # left only when the file ended before the offset
+
+
+def tallied(blocks: Iterable[np.ndarray], tally: Tally) -> Iterator[np.ndarray]:
+    """The blocks unchanged, counted into ``tally`` as they pass."""
+    for block in blocks:
+        tally.samples += block.size
+        tally.silent += int(np.count_nonzero(np.abs(block) < SILENCE_LEVEL))
+        yield block
+
+
+def warning_for(tally: Tally, clip_samples: int | None, offset: int = 0) -> str:
     """Why a prediction may mean little: the model heard mostly digital silence, or mostly the zeros that pad a
-    file shorter than its clip."""
+    file shorter than its clip, or a file that ends before the offset its training clips were cut from."""
     warnings = []
+    if tally.start < offset:
+        warnings.append(
+            f"short of the offset: the file ends before the model's {offset / SAMPLE_RATE:.2f}-s offset, so it was "
+            "scored from its start"
+        )
     if tally.silent > MOSTLY * tally.samples:
         share = tally.silent / tally.samples
         warnings.append(f"mostly silence: {share:.0%} of the samples are digital silence (|x| < {SILENCE_LEVEL:g})")
     if clip_samples and tally.samples < (1 - MOSTLY) * clip_samples:
+        after = f" after the {tally.start / SAMPLE_RATE:.2f}-s offset" if tally.start else ""
         warnings.append(
-            f"mostly padding: the file is {tally.samples / SAMPLE_RATE:.2f} s, the model's clip is "
+            f"mostly padding: the file is {tally.samples / SAMPLE_RATE:.2f} s{after}, the model's clip is "
             f"{clip_samples / SAMPLE_RATE:.2f} s"
         )
     return "; ".join(warnings)
@@ -142,17 +173,18 @@ class EmotionPredictor:
                 "`python train.py experiment=ser_fin_finetuned` (or another ser_* preset) as <run dir>/ser_model.ckpt"
             )
         self.emotions: list[str] = list(meta["emotions"])
-        self.clip_samples: int | None = meta.get("clip_samples")
-        self.band_limit_hz: float | None = meta.get("band_limit_hz")  # dataset.band_limit_hz in training
+        self.clip = recorded_clip(meta, checkpoint)  # dataset.audio in training: offset, duration, band limit
+        self.clip_samples = self.clip.n_samples
+        self.offset = round(self.clip.offset * self.clip.sample_rate)
         self.batch_size = batch_size
 
     @torch.no_grad()
     def score(self, parts: Iterable[tuple[int, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:
         """Each window's probabilities, ``batch_size`` windows per forward pass, so memory does not grow with the
         file's length (the model is in eval mode: a window's result does not depend on its batch). Each window is
-        low-passed as the model's training clips were (``band_limit_hz`` in the checkpoint; none: full band)."""
+        low-passed as the model's training clips were (the clip's ``band_limit_hz``; none: full band)."""
         for batch in batched(parts, self.batch_size):
-            clips = np.stack([band_limit(part, self.band_limit_hz) for _, part in batch])  # as training cropped
+            clips = np.stack([band_limit(part, self.clip.band_limit_hz) for _, part in batch])  # as training cut
             probabilities = torch.softmax(self.model(torch.from_numpy(clips)), dim=-1)
             yield from zip((start for start, _ in batch), probabilities.numpy(), strict=True)
 
@@ -161,15 +193,17 @@ class EmotionPredictor:
     ) -> list[Prediction]:
         """The file's row and, with ``list_windows``, one row per window; ``advance`` hears the seconds decoded."""
         tally = Tally()
+        heard = tallied(from_offset(reported(read_blocks(path), advance), self.offset, tally), tally)
         try:
-            scored = list(self.score(windows(tallied(read_blocks(path), tally, advance), self.clip_samples)))
+            scored = list(self.score(windows(heard, self.clip_samples)))
         except AudioError as error:
             return [Prediction(str(path), error=str(error))]
         mean = np.mean([row for _, row in scored], axis=0)
-        rows = [self._row(str(path), mean, warning_for(tally, self.clip_samples))]
+        rows = [self._row(str(path), mean, warning_for(tally, self.clip_samples, self.offset))]
         if list_windows:
             span = self.clip_samples or 0
-            rows += [self._row(f"{path}#{start / SAMPLE_RATE:.2f}-{(start + span) / SAMPLE_RATE:.2f}s", row)
+            rows += [self._row(f"{path}#{(tally.start + start) / SAMPLE_RATE:.2f}-"
+                               f"{(tally.start + start + span) / SAMPLE_RATE:.2f}s", row)
                      for start, row in scored]  # fmt: skip
         return rows
 

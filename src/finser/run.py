@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,14 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import Logger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.syntax import Syntax
 from rich.tree import Tree
 
 from finser.console import drop_library_handlers
 from finser.cores import limit_threads, threads_per_process, usable_cores
+from finser.data.audio import recorded_clip
 from finser.errors import FinserError
 from finser.features import N_FFT, SAMPLE_RATE
 from finser.launch import check_launcher, requeued_checkpoint
@@ -100,10 +102,10 @@ def check_settings(cfg: DictConfig, overrides: Sequence[str] = ()) -> None:
             f"optimized_metric={optimized!r}: a sweep may optimise {', '.join(optimizable) or 'nothing'} (validation "
             "only: nothing is selected on the test split)"
         )
-    audio = OmegaConf.select(cfg, "datamodule.audio")
+    audio = OmegaConf.select(cfg, "dataset.audio")
     duration = None if audio is None else audio.get("duration")
     if duration is not None and round(duration * audio.get("sample_rate", SAMPLE_RATE)) < N_FFT:
-        problems.append(f"datamodule.audio.duration={duration}: a crop shorter than one {N_FFT}-sample window")
+        problems.append(f"dataset.audio.duration={duration}: a crop shorter than one {N_FFT}-sample window")
     if problems:
         raise FinserError("impossible settings, nothing was run: " + "; ".join(problems))
 
@@ -116,8 +118,7 @@ REFERENCE = re.compile(r"\$\{(?:[\w.]+:)?([A-Za-z_][\w.]*)")  # ${a.b}, ${oc.sel
 
 def unread_overrides(cfg: DictConfig, overrides: Sequence[str]) -> list[str]:
     """The overrides of keys in :data:`READ_THROUGH_REFERENCES` that nothing this run builds refers to: e.g.
-    ``dataset.audio.duration`` in an SER run, whose datamodule crops with ``datamodule.audio`` (the value would be
-    silently ignored)."""
+    ``dataset.generated`` in a FIN run (only the SER presets read it), whose value would be silently ignored."""
     overridden = [
         override.key_or_group
         for override in OverridesParser.create().parse_overrides(list(overrides))
@@ -266,9 +267,14 @@ def concurrent_processes(cfg: DictConfig) -> int:
     return jobs * (devices if isinstance(devices, int) and devices > 0 else 1)
 
 
+def command_line_overrides() -> list[str]:
+    """This run's overrides as typed (none outside Hydra)."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
     """One training run: returns its final metrics (a sweeper optimises ``cfg.optimized_metric``)."""
-    check_settings(cfg, HydraConfig.get().overrides.task if HydraConfig.initialized() else ())
+    check_settings(cfg, command_line_overrides())
     torch.set_float32_matmul_precision("high")  # TF32 matmuls where the GPU has them
     if HydraConfig.initialized():
         hydra = HydraConfig.get()
@@ -362,6 +368,7 @@ def tested_metrics(cfg: DictConfig, task: L.LightningModule, datamodule: L.Light
         enable_progress_bar=False,
         inference_mode=False,  # metric states reset here must stay updatable by a later no_grad (DDP) test loop
         enable_model_summary=False,
+        default_root_dir=run_dir(),  # where an SER task saves its confusion matrices (not the working directory)
     )
     metrics: dict[str, float] = {}
     for part in trainer.test(task, datamodule=datamodule, verbose=False):
@@ -375,6 +382,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     Writes ``results.json`` in the run dir; nothing is trained or published. The config must describe the same
     model (``feature``/``fin_arch`` for a FIN, the preset, head and arch for SER): a mismatch says which overrides fit.
     """
+    typed = command_line_overrides()
+    check_settings(cfg, typed)
     output_dir = run_dir()
     drop_library_handlers()
     model, meta = load_model(cfg.ckpt)
@@ -388,6 +397,7 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
         raise FinserError(
             f"ckpt={cfg.ckpt} holds a {meta['kind']} model, this config a {cfg.task_kind}: add {overrides}"
         )
+    clip = cut_as_trained(cfg, meta, typed) if meta["kind"] == "ser" else {}
     torch.set_float32_matmul_precision("high")
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.datamodule)
@@ -407,9 +417,33 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     summary = {**identity, "metrics": results, **results, **getattr(task, "extra_results", {}),
                "evaluated_checkpoint": str(Path(cfg.ckpt).resolve()), "checkpoint_meta": {
                    key: meta.get(key) for key in ("kind", "feature", "arch", "experiment", "head", "run_dir")},
-               "run_dir": str(output_dir)}  # fmt: skip
+               **clip, "run_dir": str(output_dir)}  # fmt: skip
     write_results(output_dir, summary, results)
     return results
+
+
+CLIP_KEYS = ("dataset.audio", "dataset.band_limit_hz", "clip")  # the overrides that change how clips are cut
+
+
+def cut_as_trained(cfg: DictConfig, meta: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Set ``dataset.audio`` to the clip spec the SER model in ``meta`` was trained on, so its test clips are cut as
+    its training clips were; returns it as ``{"clip": ...}`` for results.json. An override that would cut them
+    otherwise is refused rather than silently replaced."""
+    recorded = asdict(recorded_clip(meta, cfg.ckpt))
+    configured = OmegaConf.to_container(cfg.dataset.audio, resolve=True)
+    configured.pop("_target_", None)
+    changed = [item for item in overrides if within(re.split(r"[=@]", item.lstrip("+~"), maxsplit=1)[0], CLIP_KEYS)]
+    differs = {**recorded, **configured} != recorded
+    if differs and changed:
+        raise FinserError(
+            f"ckpt={cfg.ckpt} was trained on clips cut as {recorded}, and eval cuts its test clips the same way: "
+            f"drop {' '.join(changed)}"
+        )
+    if differs:
+        log.info("cutting the test clips as %s was trained: %s (not this config's %s)", cfg.ckpt, recorded, configured)
+    with open_dict(cfg):
+        cfg.dataset.audio = {"_target_": "finser.data.audio.AudioSpec", **recorded}
+    return {"clip": recorded}
 
 
 def publish(

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soxr
 
-from finser.data.audio import SAMPLE_RATE, STUDY_CROP, AudioSpec, band_limit, crop, load_audio, read_blocks
+from finser.data.audio import (
+    SAMPLE_RATE,
+    STUDY_CROP,
+    AudioSpec,
+    band_limit,
+    crop,
+    load_audio,
+    read_blocks,
+    recorded_clip,
+)
 from finser.data.augment import augmented_versions, render
 from finser.data.cache import DecodedCache
 from finser.data.frames import load_clips
 from finser.data.labels import Clip
+from finser.errors import FinserError
 
 from .conftest import tone, write_wav
 
@@ -155,3 +166,38 @@ def test_load_clips_keeps_its_signature_and_skips_bad_files(tmp_path: Path, capl
     cropped = load_clips(clips, audio=STUDY_CROP)
     assert [clip for clip, _ in cropped] == clips[:1] and cropped[0][1].size == 55_125
     assert "empty file" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("meta", "expected"),
+    [
+        ({"clip": asdict(AudioSpec(offset=0.3, duration=1.5, band_limit_hz=8000))},
+         AudioSpec(offset=0.3, duration=1.5, band_limit_hz=8000)),
+        ({"sample_rate": SAMPLE_RATE, "offset": 0.6, "clip_samples": 55_125}, STUDY_CROP),  # published before
+        ({"sample_rate": SAMPLE_RATE, "offset": 0.6, "clip_samples": 55_125, "band_limit_hz": 8000},
+         AudioSpec(offset=0.6, duration=2.5, band_limit_hz=8000)),
+        ({"sample_rate": SAMPLE_RATE, "offset": 0.6, "clip_samples": None}, AudioSpec(offset=0.6)),  # full length
+        ({}, AudioSpec()),  # no record at all: each file one clip from its start
+    ],
+)  # fmt: skip
+def test_a_published_clip_record_reads_as_the_spec_it_was_trained_with(meta: dict, expected: AudioSpec) -> None:
+    assert recorded_clip(meta) == expected
+    assert recorded_clip(meta).n_samples == expected.n_samples
+
+
+@pytest.mark.parametrize(
+    ("meta", "problem"),
+    [
+        ({"clip": {"offset": 0.6}}, "expected the keys"),
+        ({"clip": {**asdict(STUDY_CROP), "sample_rate": 16_000}}, "finser models take 22,050 Hz"),
+        ({"clip": {**asdict(STUDY_CROP), "offset": -1.0}}, "offset: expected a number >= 0"),
+        ({"clip": {**asdict(STUDY_CROP), "duration": "2.5"}}, "duration: expected a number"),
+        ({"clip": {**asdict(STUDY_CROP), "duration": 0.01}}, "duration: expected a number >= 0.0929"),
+        ({"clip": {**asdict(STUDY_CROP), "band_limit_hz": float("nan")}}, "band_limit_hz: expected a number"),
+        ({"clip_samples": "many"}, "duration: expected a number"),
+        ({"clip": [0.6, 2.5]}, "expected the keys"),
+    ],
+)
+def test_a_clip_record_finser_never_writes_is_refused_naming_the_file(meta: dict, problem: str) -> None:
+    with pytest.raises(FinserError, match=rf"model\.ckpt: its clip record .*{problem}"):
+        recorded_clip(meta, "model.ckpt")

@@ -6,13 +6,16 @@ optional band limit. :class:`AudioSpec` holds these choices; its hash names the 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile
@@ -57,7 +60,44 @@ class AudioSpec:
         return hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
 
-STUDY_CROP = AudioSpec(offset=0.6, duration=2.5)
+STUDY_CROP = AudioSpec(offset=0.6, duration=2.5)  # conf/clip/study.yaml (a test keeps them equal)
+
+
+def recorded_clip(meta: Mapping[str, Any], source: str | Path = "the checkpoint") -> AudioSpec:
+    """How a published SER model's training clips were cut: its ``clip`` record (``asdict`` of its AudioSpec).
+
+    Files published before the whole spec was recorded hold ``sample_rate``, ``offset`` and ``clip_samples`` (later
+    also ``band_limit_hz``) flat: they read as what they were trained with, full band where no limit is recorded.
+    With none of them, a file is one clip from its start (what predict did with them). Values are data from disk:
+    anything else is refused, naming ``source``.
+    """
+    if "clip" in meta:
+        fields = meta["clip"]
+    else:
+        samples, rate = meta.get("clip_samples"), meta.get("sample_rate", SAMPLE_RATE)
+        usable = isinstance(samples, int) and isinstance(rate, int) and samples > 0 and rate > 0
+        duration = samples / rate if usable else samples  # None: whole clips
+        fields = {"sample_rate": rate, "offset": meta.get("offset", 0.0), "duration": duration,
+                  "band_limit_hz": meta.get("band_limit_hz")}  # fmt: skip
+    problem = clip_problem(fields)
+    if problem:
+        raise FinserError(f"{source}: its clip record {fields!r} is not one finser writes ({problem}): republish it")
+    return AudioSpec(**fields)
+
+
+def clip_problem(fields: Any) -> str | None:
+    """What is wrong with a recorded clip spec, or None."""
+    if not isinstance(fields, Mapping) or set(fields) != {field.name for field in dataclasses.fields(AudioSpec)}:
+        return f"expected the keys {', '.join(field.name for field in dataclasses.fields(AudioSpec))}"
+    if fields["sample_rate"] != SAMPLE_RATE:
+        return f"sample_rate: finser models take {SAMPLE_RATE:,} Hz"
+    limits = {"offset": 0.0, "duration": MIN_SAMPLES / SAMPLE_RATE, "band_limit_hz": 0.0}
+    for name, low in limits.items():
+        value = fields[name]
+        number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        if not (number and value >= low) and (name == "offset" or value is not None):
+            return f"{name}: expected a number >= {low:.3g}" + ("" if name == "offset" else " or null")
+    return None
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:

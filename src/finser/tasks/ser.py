@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import lightning as L
@@ -133,7 +134,8 @@ class SERTask(L.LightningModule):
 
     @property
     def publish_meta(self) -> dict[str, object]:
-        """What inference needs beside the net: label order, sample rate and how clips were cut."""
+        """What inference needs beside the net: label order and how clips were cut (read by
+        :func:`finser.data.audio.recorded_clip`)."""
         return {"emotions": self.emotions, "input": "waveform", **self.clip}
 
     @staticmethod
@@ -144,8 +146,7 @@ class SERTask(L.LightningModule):
         datamodule = self.trainer.datamodule if self.trainer is not None else None
         spec = getattr(datamodule, "spec", None)
         if spec is not None:
-            self.clip = {"sample_rate": spec.sample_rate, "offset": spec.offset, "clip_samples": spec.n_samples,
-                         "band_limit_hz": spec.band_limit_hz}  # fmt: skip
+            self.clip = {"clip": asdict(spec)}  # the whole AudioSpec: predict and eval cut clips the same way
         if self.class_weighted and datamodule is not None:
             counts = datamodule.train_class_counts().to(self.class_weights)
             weights = counts.sum() / (len(counts) * counts.clamp_min(1.0))
