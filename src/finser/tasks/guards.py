@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
-from lightning.fabric.utilities.seed import seed_everything
 
 from finser.errors import FinserError
 
@@ -34,18 +35,22 @@ class FiniteLossGuard(L.Callback):
             )
 
 
-class EpochSeed(L.Callback):
-    """Reseed every RNG (torch, numpy, random) from (seed, epoch) as each training epoch starts.
+class StepSeed(L.Callback):
+    """Reseed every RNG (torch, numpy, random) from (seed, epoch, batch) before each training step.
 
-    Shuffling and dropout then depend on the epoch alone, not on what ran before it, so a run resumed with
-    ``ckpt_path=last`` draws exactly what the uninterrupted run drew (Lightning checkpoints hold no RNG state).
+    Dropout then depends on the step alone, not on what ran before it, so a run resumed with ``ckpt_path=last``,
+    even from the middle of an epoch, draws exactly what the uninterrupted run drew (Lightning checkpoints hold no
+    RNG state). The training order is the sampler's own (``finser.data.sampling``), resumed with the checkpoint.
     """
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
 
-    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        seed_everything((self.seed * 1_000_003 + trainer.current_epoch) % 2**32, workers=True, verbose=False)
+    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Any, index: int) -> None:
+        step_seed = ((self.seed * 1_000_003 + trainer.current_epoch) * 1_000_003 + index) % 2**32
+        random.seed(step_seed)
+        np.random.seed(step_seed)
+        torch.manual_seed(step_seed)
 
 
 # What a Lightning checkpoint must share with the run that resumes from it (seed and corpus may differ).
