@@ -87,7 +87,9 @@ def test_a_preempted_slurm_job_is_requeued_and_ends_like_an_uninterrupted_run(tm
 
 def test_a_job_preempted_three_times_without_improving_keeps_its_progress(tmp_path: Path, cache_dir: Path) -> None:
     """The monitor (the epoch number, to be minimised) never improves after epoch 0, so no top-k checkpoint is
-    written after it: last.ckpt must still follow every epoch, or each requeue resumes from epoch 1 again."""
+    written after it: last.ckpt must still follow every epoch, or each requeue resumes from epoch 1 again. Each
+    preemption comes after an epoch's first step, and the requeued job resumes from that step (written on the
+    signal), not from the epoch's start, drawing the rest of the epoch as the uninterrupted run did."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     overrides = (*RESUMABLE["fin"], "seed=5", "training.max_epochs=4", "training.limit_train_batches=3",
                  "callbacks.model_checkpoint.monitor=epoch", "callbacks.model_checkpoint.mode=min",
@@ -97,7 +99,10 @@ def test_a_job_preempted_three_times_without_improving_keeps_its_progress(tmp_pa
                "+callbacks.preempt.folder=${paths.output_dir}")  # fmt: skip
     run_train(tmp_path / "job", cache_dir, "-m", "hydra/launcher=slurm_local", *overrides, *preempt)
     job = tmp_path / "job" / "multirun" / "0"
-    assert (job / "attempts.txt").read_text().split() == ["0", "1", "2", "3"]
+    attempts = [tuple(map(int, line.split())) for line in (job / "attempts.txt").read_text().splitlines()]
+    steps_per_epoch = 3  # training.limit_train_batches
+    # each requeue resumed at the step after the epoch's first, past the epoch boundary's step
+    assert attempts == [(0, 0)] + [(epoch, epoch * steps_per_epoch + 1) for epoch in (1, 2, 3)]
     whole, requeued = read_results(tmp_path / "whole" / "run"), read_results(job)
     assert whole["epoch_best_epoch"] == requeued["epoch_best_epoch"] == 0  # the monitor did not improve after 0
     tested = [key for key in whole["metrics"] if key.startswith(("test/", "eval/"))]

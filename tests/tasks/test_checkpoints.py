@@ -17,19 +17,24 @@ from torch.utils.data import DataLoader
 
 from finser.data.sampling import EpochSampler, ResumableLoader
 from finser.tasks.checkpoints import EpochCheckpoint, requeue_signal
-from finser.tasks.guards import StepSeed
+from finser.tasks.guards import ResumedEpochStart, StepSeed
 
 N_ITEMS, BATCH, EPOCHS = 40, 8, 3  # 5 steps an epoch
 
 
 class ToyRegression(L.LightningModule):
-    """A small network with dropout, trained on a shuffled order: every random thing a resume must reproduce."""
+    """A small network with dropout, trained on a shuffled order: every random thing a resume must reproduce; and a
+    frozen normalisation put in eval mode as each epoch starts, as the SER task does with a frozen front-end."""
 
     def __init__(self) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.net = nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 1))
+        self.frozen = nn.BatchNorm1d(3).requires_grad_(False)
+        self.net = nn.Sequential(self.frozen, nn.Linear(3, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 1))
         self.data = torch.randn(N_ITEMS, 4, generator=torch.Generator().manual_seed(1))
+
+    def on_train_epoch_start(self) -> None:
+        self.frozen.eval()
 
     def training_step(self, batch: torch.Tensor, index: int) -> torch.Tensor:
         return nn.functional.mse_loss(self.net(batch[:, :3]).squeeze(-1), batch[:, 3])
@@ -80,8 +85,9 @@ def submitit_handler() -> Iterator[list[int]]:
 def fit(folder: Path, *callbacks: L.Callback, ckpt_path: str | None = None) -> ToyRegression:
     module = ToyRegression()
     checkpoint = EpochCheckpoint(dirpath=folder, monitor="val/loss", save_last=True)
-    trainer = L.Trainer(max_epochs=EPOCHS, callbacks=[checkpoint, StepSeed(seed=5), *callbacks], logger=False,
-                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)  # fmt: skip
+    callbacks = (checkpoint, StepSeed(seed=5), ResumedEpochStart(), *callbacks)
+    trainer = L.Trainer(max_epochs=EPOCHS, callbacks=list(callbacks), logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, num_sanity_val_steps=0)  # fmt: skip
     trainer.fit(module, ckpt_path=ckpt_path)
     return module
 

@@ -53,6 +53,21 @@ class StepSeed(L.Callback):
         torch.manual_seed(step_seed)
 
 
+class ResumedEpochStart(L.Callback):
+    """Run the epoch-start hooks Lightning skips when a run resumes in the middle of an epoch.
+
+    Lightning calls ``on_train_epoch_start`` only as an epoch starts, so a run resumed mid-epoch (from the
+    ``last.ckpt`` written on a requeue signal) trained the rest of it without what those hooks do: the SER task's
+    frozen front-end left in training mode, the epoch's learning rate and timer, the progress bar's epoch.
+    """
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if trainer.fit_loop.restarted_mid_epoch:
+            for callback in trainer.callbacks:
+                callback.on_train_epoch_start(trainer, module)
+            module.on_train_epoch_start()
+
+
 # What a Lightning checkpoint must share with the run that resumes from it (seed and corpus may differ).
 RESUME_KEYS = ("experiment", "feature", "arch", "variant", "front_end", "head")
 
