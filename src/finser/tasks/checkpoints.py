@@ -81,9 +81,7 @@ class EpochCheckpoint(ModelCheckpoint):
         super().on_train_batch_end(trainer, module, *args)
         if self.signalled(trainer) and self.between_steps(trainer):
             self.save_last_now(trainer)
-            log.warning("requeue signal: wrote %s at epoch %d, step %d", self.last_model_path,
-                        trainer.current_epoch, trainer.global_step)  # fmt: skip
-            self.release_signal()
+            self.hand_on(trainer)
 
     def on_validation_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         super().on_validation_end(trainer, module)
@@ -115,7 +113,13 @@ class EpochCheckpoint(ModelCheckpoint):
 
     def release_if_signalled(self, trainer: L.Trainer) -> None:
         if not trainer.sanity_checking and self.signalled(trainer):
-            self.release_signal()
+            self.hand_on(trainer)
+
+    def hand_on(self, trainer: L.Trainer) -> None:
+        """Say where the requeued job will resume, then hand the signal on (submitit requeues the job and exits)."""
+        log.warning("requeue signal: wrote %s at epoch %d, step %d", self.last_model_path, trainer.current_epoch,
+                    trainer.global_step)  # fmt: skip
+        self.release_signal()
 
     def release_signal(self) -> None:
         held, self.held = self.held, None
