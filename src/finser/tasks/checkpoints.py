@@ -67,11 +67,14 @@ class EpochCheckpoint(ModelCheckpoint):
     """
 
     held: HeldSignal | None = None
+    any_rank_holds = False
 
     def setup(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, module, stage)
         if stage == "fit":
             self.held = HeldSignal.hold()
+            # DDP ranks that Lightning starts itself (slurm_local) are no submitit jobs: only rank 0 holds the signal
+            self.any_rank_holds = trainer.strategy.reduce_boolean_decision(self.held is not None, all=False)
 
     def teardown(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
         super().teardown(trainer, module, stage)
@@ -102,7 +105,10 @@ class EpochCheckpoint(ModelCheckpoint):
 
     def signalled(self, trainer: L.Trainer) -> bool:
         """Whether a rank got the requeue signal (every rank then saves: writing a checkpoint is collective)."""
-        return self.held is not None and trainer.strategy.reduce_boolean_decision(self.held.received, all=False)
+        if not self.any_rank_holds:
+            return False
+        received = self.held is not None and self.held.received
+        return trainer.strategy.reduce_boolean_decision(received, all=False)
 
     @staticmethod
     def between_steps(trainer: L.Trainer) -> bool:
