@@ -107,7 +107,8 @@ def loader_rates(repeats: int = 3) -> dict:
 
     from torch.utils.data import DataLoader, Dataset
 
-    from finser.data.frames import EpochSampler, FrameDataModule
+    from finser.data.frames import FrameDataModule
+    from finser.data.sampling import EpochSampler
     from finser.data.splits import speaker_split
     from finser.data.synthetic import build_synthetic_corpus
 

@@ -36,8 +36,9 @@ class PreemptOnce(L.Callback):
 
 class PreemptEachAttempt(L.Callback):
     """SIGUSR2 after the first training step of every epoch but the one an attempt started at, ``times`` times in
-    all: each attempt of a requeued job trains one epoch and is preempted in the next. The epoch each attempt
-    started at is appended to ``folder/attempts.txt``, so a test sees whether a requeue kept the job's progress."""
+    all: each attempt of a requeued job trains (the rest of) one epoch and is preempted in the next. The epoch and
+    the optimiser step each attempt started at are appended to ``folder/attempts.txt`` as a line ``epoch step``, so a
+    test sees whether a requeue kept the job's progress, and from where it resumed."""
 
     def __init__(self, folder: str, times: int) -> None:
         self.attempts, self.times = Path(folder) / "attempts.txt", times
@@ -45,9 +46,9 @@ class PreemptEachAttempt(L.Callback):
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         self.start_epoch = trainer.current_epoch
         with self.attempts.open("a") as file:
-            file.write(f"{self.start_epoch}\n")
+            file.write(f"{self.start_epoch} {trainer.global_step}\n")
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
-        started = len(self.attempts.read_text().split())
+        started = len(self.attempts.read_text().splitlines())
         if trainer.current_epoch != self.start_epoch and started <= self.times:
             os.kill(os.getpid(), signal.SIGUSR2)

@@ -66,9 +66,11 @@ def test_a_killed_run_resumed_from_last_ends_like_an_uninterrupted_one(
 
 def test_a_preempted_slurm_job_is_requeued_and_ends_like_an_uninterrupted_run(tmp_path: Path, cache_dir: Path) -> None:
     """submitit's local executor handles the signal as on SLURM (checkpoint the job, requeue it); the requeued job
-    finds its own last.ckpt and resumes from it."""
+    finds its own last.ckpt, written on the signal after epoch 1's first step, and resumes from that step: an SER
+    run, so the rest of the epoch's shuffled clips, its dropout and the frozen front-end's mode must all resume."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    overrides = (*RESUMABLE["fin"], "seed=5", "training.max_epochs=3", "training.limit_train_batches=3")
+    overrides = (*RESUMABLE["ser"], "training.batch_size=2", "seed=5", "training.max_epochs=3",
+                 "training.limit_train_batches=3")  # fmt: skip
     run_train(tmp_path / "whole", cache_dir, *overrides)
     preempt = ("+callbacks.preempt._target_=tests.interrupt.PreemptOnce", "+callbacks.preempt.epoch=1")
     run_train(tmp_path / "job", cache_dir, "-m", "hydra/launcher=slurm_local", "hydra.sweep.subdir=${hydra.job.num}",
@@ -76,10 +78,9 @@ def test_a_preempted_slurm_job_is_requeued_and_ends_like_an_uninterrupted_run(tm
     job = tmp_path / "job" / "multirun"
     (submitit_log,) = job.glob(".submitit/*/*_0_log.err")
     assert "Requeued job" in submitit_log.read_text()
-    assert (
-        f"Restoring states from the checkpoint path at {job / '0' / 'checkpoints' / 'last.ckpt'}"
-        in (job / "0" / "train.log").read_text()
-    )
+    train_log = (job / "0" / "train.log").read_text()
+    assert f"requeue signal: wrote {job / '0' / 'checkpoints' / 'last.ckpt'} at epoch 1, step 4" in train_log
+    assert f"Restoring states from the checkpoint path at {job / '0' / 'checkpoints' / 'last.ckpt'}" in train_log
     whole, requeued = read_results(tmp_path / "whole" / "run"), read_results(job / "0")
     tested = [key for key in whole["metrics"] if key.startswith(("test/", "eval/"))]
     assert tested and {key: requeued[key] for key in tested} == pytest.approx({key: whole[key] for key in tested})
@@ -87,7 +88,9 @@ def test_a_preempted_slurm_job_is_requeued_and_ends_like_an_uninterrupted_run(tm
 
 def test_a_job_preempted_three_times_without_improving_keeps_its_progress(tmp_path: Path, cache_dir: Path) -> None:
     """The monitor (the epoch number, to be minimised) never improves after epoch 0, so no top-k checkpoint is
-    written after it: last.ckpt must still follow every epoch, or each requeue resumes from epoch 1 again."""
+    written after it: last.ckpt must still follow every epoch, or each requeue resumes from epoch 1 again. Each
+    preemption comes after an epoch's first step, and the requeued job resumes from that step (written on the
+    signal), not from the epoch's start, drawing the rest of the epoch as the uninterrupted run did."""
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     overrides = (*RESUMABLE["fin"], "seed=5", "training.max_epochs=4", "training.limit_train_batches=3",
                  "callbacks.model_checkpoint.monitor=epoch", "callbacks.model_checkpoint.mode=min",
@@ -97,7 +100,10 @@ def test_a_job_preempted_three_times_without_improving_keeps_its_progress(tmp_pa
                "+callbacks.preempt.folder=${paths.output_dir}")  # fmt: skip
     run_train(tmp_path / "job", cache_dir, "-m", "hydra/launcher=slurm_local", *overrides, *preempt)
     job = tmp_path / "job" / "multirun" / "0"
-    assert (job / "attempts.txt").read_text().split() == ["0", "1", "2", "3"]
+    attempts = [tuple(map(int, line.split())) for line in (job / "attempts.txt").read_text().splitlines()]
+    steps_per_epoch = 3  # training.limit_train_batches
+    # each requeue resumed at the step after the epoch's first, past the epoch boundary's step
+    assert attempts == [(0, 0)] + [(epoch, epoch * steps_per_epoch + 1) for epoch in (1, 2, 3)]
     whole, requeued = read_results(tmp_path / "whole" / "run"), read_results(job)
     assert whole["epoch_best_epoch"] == requeued["epoch_best_epoch"] == 0  # the monitor did not improve after 0
     tested = [key for key in whole["metrics"] if key.startswith(("test/", "eval/"))]

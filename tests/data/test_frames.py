@@ -11,8 +11,9 @@ from torch.utils.data import BatchSampler
 
 from finser.data.audio import AudioSpec
 from finser.data.cache import DecodedCache
-from finser.data.frames import CachedFrameSet, EpochSampler, FrameDataModule, FrameSet
+from finser.data.frames import CachedFrameSet, FrameDataModule, FrameSet
 from finser.data.labels import Clip
+from finser.data.sampling import EpochSampler
 from finser.errors import FinserError
 
 from .conftest import write_wav

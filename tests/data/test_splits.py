@@ -10,8 +10,9 @@ import pytest
 from finser.data.audio import STUDY_CROP
 from finser.data.augment import split_tag
 from finser.data.corpora import scan
-from finser.data.frames import EpochSampler, FrameDataModule, named_sets
+from finser.data.frames import FrameDataModule, named_sets
 from finser.data.labels import EMOTIONS, Clip
+from finser.data.sampling import EpochSampler
 from finser.data.splits import corpus_split, leaky_split, random_split, speaker_split
 from finser.data.utterances import report_unlearnable_emotions
 from finser.errors import FinserError

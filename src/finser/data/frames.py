@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 from finser.data.audio import HOP_LENGTH, N_FFT, AudioError, AudioSpec, load_audio
 from finser.data.augment import TAG, render
 from finser.data.cache import DecodedCache
 from finser.data.labels import Clip
+from finser.data.sampling import EpochSampler, ResumableLoader
 from finser.errors import FinserError
 
 log = logging.getLogger(__name__)
@@ -45,37 +46,6 @@ def load_clips(
     if skipped:
         log.warning("skipped %d of %d clips (reasons above)", len(skipped), len(clips))
     return loaded
-
-
-class EpochSampler(Sampler[int]):
-    """A shuffled order (or, with ``weights``, a draw with replacement) that depends on (seed, epoch) alone.
-
-    Lightning calls ``set_epoch`` before every epoch (through its DDP wrapper too), so a run resumed with
-    ``ckpt_path=last`` sees the very batches the uninterrupted run saw; torch's RandomSampler would draw from the
-    global generator, whose state at that point differs after a restart. ``block`` > 1 shuffles runs of that many
-    consecutive items instead of single ones (every item still once per epoch): frames served from disk then come
-    in runs of touching frames, one read each.
-    """
-
-    def __init__(self, n_items: int, seed: int, weights: torch.Tensor | None = None, block: int = 1) -> None:
-        if block < 1 or (weights is not None and block > 1):
-            raise FinserError(f"EpochSampler: block must be >= 1, and 1 with weights (got {block})")
-        self.n_items, self.seed, self.weights, self.block, self.epoch = n_items, seed, weights, block, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.n_items
-
-    def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        if self.weights is not None:
-            return iter(torch.multinomial(self.weights.double(), self.n_items, True, generator=generator).tolist())
-        n_blocks = -(-self.n_items // self.block)
-        starts = torch.randperm(n_blocks, generator=generator) * self.block
-        order = (starts[:, None] + torch.arange(self.block)).flatten()
-        return iter(order[order < self.n_items].tolist())
 
 
 def stacked(batch: torch.Tensor) -> torch.Tensor:
@@ -264,7 +234,7 @@ class FrameDataModule(L.LightningDataModule):
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         frames = self.sets[name]
         block = self.disk_run_frames if isinstance(frames, CachedFrameSet) else 1
-        return DataLoader(
+        return (ResumableLoader if shuffle else DataLoader)(
             frames,
             batch_size=self.batch_size,
             sampler=EpochSampler(len(frames), self.seed, block=block) if shuffle else None,

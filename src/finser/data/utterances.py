@@ -30,8 +30,9 @@ from torch.utils.data import DataLoader, Dataset
 from finser.data.audio import STUDY_CROP, AudioSpec
 from finser.data.augment import split_tag
 from finser.data.cache import DecodedCache
-from finser.data.frames import EpochSampler, cached_usable, load_clips, named_sets
+from finser.data.frames import cached_usable, load_clips, named_sets
 from finser.data.labels import EMOTION_INDEX, EMOTIONS, Clip
+from finser.data.sampling import EpochSampler, ResumableLoader
 from finser.errors import FinserError
 
 log = logging.getLogger(__name__)
@@ -211,7 +212,7 @@ class UtteranceDataModule(L.LightningDataModule):
             sampler = balanced_sampler(self.sets[name].emotions(), self.seed)
         elif shuffle:
             sampler = EpochSampler(len(self.sets[name]), self.seed)
-        return DataLoader(
+        return (ResumableLoader if shuffle else DataLoader)(
             self.sets[name],
             batch_size=self.batch_size,
             sampler=sampler,
