@@ -40,6 +40,21 @@ def n_features(features: object) -> int:
     return sum(FEATURE_DIMS[feature] for feature in check_feature_set(features))
 
 
+def emotions(corpora: object) -> list[str]:
+    """``${finser.emotions:${dataset.index.names}}``: a dataset's label set, the union of what its corpora declare
+    in canonical order (the study's four and the embedded corpus: all eight; IEMOCAP: its four)."""
+    from finser.data.corpora import corpus_emotions  # numpy and soundfile: only when a config resolves it
+
+    return list(corpus_emotions([str(name) for name in corpora]))
+
+
+def n_emotions(chosen: object) -> int:
+    """``${finser.n_emotions:${dataset.emotions}}``: a head's outputs, one per emotion of the dataset."""
+    from finser.data.labels import check_emotions
+
+    return len(check_emotions(chosen))
+
+
 def feature_set(features: object) -> str:
     """``${finser.feature_set:${front_end.features}}``: ``all``, or the subset's name (``zcr+rms+chroma+mfcc``)."""
     from finser.features import feature_set_name
@@ -71,12 +86,15 @@ def check_launcher(choice: str | None, launcher: object, trainer: object) -> Non
 def register_resolvers() -> None:
     """``${finser.tasks_per_node:${trainer.devices}}`` and ``${finser.gpus_per_node:...}`` for the launcher configs,
     ``${finser.ceil_div:...}`` for sizes that follow the dataset's, ``${finser.n_features:...}`` and
-    ``${finser.feature_set:...}`` for a front-end's subset of the features."""
+    ``${finser.feature_set:...}`` for a front-end's subset of the features, ``${finser.emotions:...}`` and
+    ``${finser.n_emotions:...}`` for a dataset's label set and a head's outputs."""
     OmegaConf.register_new_resolver("finser.tasks_per_node", devices_per_node, replace=True)
     OmegaConf.register_new_resolver("finser.gpus_per_node", gpus_per_node, replace=True)
     OmegaConf.register_new_resolver("finser.ceil_div", ceil_div, replace=True)
     OmegaConf.register_new_resolver("finser.n_features", n_features, replace=True)
     OmegaConf.register_new_resolver("finser.feature_set", feature_set, replace=True)
+    OmegaConf.register_new_resolver("finser.emotions", emotions, replace=True)
+    OmegaConf.register_new_resolver("finser.n_emotions", n_emotions, replace=True)
 
 
 def prepare_entry_point(root: Path) -> None:

@@ -376,6 +376,15 @@ def tested_metrics(cfg: DictConfig, task: L.LightningModule, datamodule: L.Light
     return metrics
 
 
+def use_checkpoint_emotions(cfg: DictConfig, emotions: Sequence[str]) -> None:
+    """Score with the emotions the model was trained on (their order names its outputs), whatever the dataset
+    declares: a corpus of other emotions then stops with the dataset's label check, not a silent mismatch."""
+    declared = list(OmegaConf.select(cfg, "dataset.emotions") or [])
+    if declared != list(emotions):
+        log.info("the checkpoint's emotions %s replace dataset.emotions %s", list(emotions), declared)
+    cfg.dataset.emotions = list(emotions)
+
+
 def evaluate(cfg: DictConfig) -> dict[str, float]:
     """Test a published FIN or SER checkpoint (``ckpt=``) on the configured dataset and its evaluation corpora.
 
@@ -400,6 +409,8 @@ def evaluate(cfg: DictConfig) -> dict[str, float]:
     clip = cut_as_trained(cfg, meta, typed) if meta["kind"] == "ser" else {}
     torch.set_float32_matmul_precision("high")
     L.seed_everything(cfg.seed, workers=True)
+    if meta["kind"] == "ser":
+        use_checkpoint_emotions(cfg, meta["emotions"])
     datamodule = instantiate(cfg.datamodule)
     task, _ = build_task(cfg, datamodule.test_set_names, load_weights=False)  # its weights come from ckpt
     try:

@@ -144,7 +144,7 @@ def test_an_emotion_scored_but_never_trained_is_named(caplog: pytest.LogCaptureF
         "esd": [index["surprise"]],
     }
     with caplog.at_level("WARNING"):
-        report_unlearnable_emotions(sets)
+        report_unlearnable_emotions(sets, EMOTIONS)
     warnings = [record.getMessage() for record in caplog.records]
     assert len(warnings) == 2
     assert "test has clips of calm but train has none" in warnings[0] and "cannot be learned" in warnings[0]

@@ -163,10 +163,11 @@ def check_header(path: Path, sample_rate: int, frames: int, channels: int) -> No
         raise AudioError(f"{path}: {channels} channels, outside the 1-{MAX_CHANNELS} finser downmixes")
 
 
-def native_blocks(handle: soundfile.SoundFile, block_frames: int, path: Path) -> Iterator[np.ndarray]:
-    """Mono float32 blocks at the file's own rate; a decoding error part-way becomes an AudioError too."""
+def native_blocks(handle: soundfile.SoundFile, block_frames: int, path: Path, frames: int = -1) -> Iterator[np.ndarray]:
+    """Mono float32 blocks at the file's own rate (``frames`` of them from the current position, -1: to the end); a
+    decoding error part-way becomes an AudioError too."""
     try:
-        for block in handle.blocks(block_frames, dtype="float32", always_2d=False):
+        for block in handle.blocks(block_frames, frames=frames, dtype="float32", always_2d=False):
             yield to_mono(block)
     except DECODING_ERRORS as error:
         raise AudioError(f"{path}: not readable as audio ({error})") from error
@@ -179,19 +180,38 @@ def read_native(path: str | Path) -> tuple[np.ndarray, int]:
     return samples, int(handle.samplerate)
 
 
+def segment_frames(handle: soundfile.SoundFile, path: Path, start: float, end: float | None) -> int:
+    """Seek to ``start`` seconds and return the frames up to ``end`` (-1: to the end of the file); a segment past the
+    file's end is an AudioError, so a label file's wrong times never become silence."""
+    if end is None and start == 0:
+        return -1
+    duration = handle.frames / handle.samplerate
+    if not 0 <= start < (duration if end is None else end) <= duration:
+        until = "its end" if end is None else f"{end:g} s"
+        raise AudioError(f"{path}: segment {start:g} s to {until} is outside the file's {duration:.4f} s")
+    handle.seek(round(start * handle.samplerate))
+    return -1 if end is None else round(end * handle.samplerate) - round(start * handle.samplerate)
+
+
 def read_blocks(
-    path: str | Path, sample_rate: int = SAMPLE_RATE, block_frames: int = BLOCK_FRAMES
+    path: str | Path,
+    sample_rate: int = SAMPLE_RATE,
+    block_frames: int = BLOCK_FRAMES,
+    start: float = 0.0,
+    end: float | None = None,
 ) -> Iterator[np.ndarray]:
     """Decode, downmix, check and resample one block at a time, so memory stays bounded however long the file is.
 
     soxr's stream carries its filter state from block to block: the blocks join to exactly what one
     ``soxr.resample`` of the whole file gives. Blocks may be empty; the length check comes with the last one.
+    ``start``/``end`` (seconds) read only that segment, cut at the file's own rate before resampling.
     """
     path = Path(path)
     n_samples = 0
     with open_audio(path) as handle:
+        frames = segment_frames(handle, path, start, end)
         stream = soxr.ResampleStream(handle.samplerate, sample_rate, 1, dtype="float32", quality="HQ")
-        for block in native_blocks(handle, block_frames, path):
+        for block in native_blocks(handle, block_frames, path, frames):
             if not np.isfinite(block).all():  # before resampling: soxr would smear one NaN over its neighbours
                 raise AudioError(f"{path}: contains NaN or inf samples")
             resampled = stream.resample_chunk(block)
@@ -206,9 +226,12 @@ def read_blocks(
     yield last
 
 
-def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode, downmix and resample one file, checked usable as a clip (``read_blocks`` joined)."""
-    return np.concatenate(list(read_blocks(path, sample_rate)))
+def load_audio(
+    path: str | Path, sample_rate: int = SAMPLE_RATE, start: float = 0.0, end: float | None = None
+) -> np.ndarray:
+    """Decode, downmix and resample one file (or its ``start``..``end`` seconds), checked usable as a clip
+    (``read_blocks`` joined)."""
+    return np.concatenate(list(read_blocks(path, sample_rate, start=start, end=end)))
 
 
 def fit_length(signal: np.ndarray, n_samples: int) -> np.ndarray:

@@ -14,7 +14,7 @@ import librosa
 import numpy as np
 
 from finser.data.audio import SAMPLE_RATE, AudioSpec, band_limit, crop, fit_length, load_audio
-from finser.data.labels import Clip
+from finser.data.labels import Clip, split_segment
 
 TAG = "#aug="
 NOISE_AMPLITUDE = 0.035
@@ -63,12 +63,13 @@ def augmented_clips(clips: list[Clip]) -> list[Clip]:
 
 
 def render(path: str, spec: AudioSpec, seed: int = 0) -> np.ndarray:
-    """The audio of a (possibly tagged) clip path: decode, crop, augment, band-limit, fix the length.
+    """The audio of a (possibly tagged, possibly cut) clip path: decode, crop, augment, band-limit, fix the length.
 
     The band limit comes last so that added noise cannot put back the band it removes.
     """
     source, version = split_tag(path)
-    signal = crop(load_audio(source, spec.sample_rate), spec)
+    file, start, end = split_segment(source)
+    signal = crop(load_audio(file, spec.sample_rate, start, end), spec)
     if version != "original":
         augmented = VERSIONS[version](signal, clip_seed(source.rsplit("/", 1)[-1], seed))
         signal = fit_length(augmented, signal.size)

@@ -36,6 +36,7 @@ from finser.console import track
 from finser.cores import parallel_map, usable_cores
 from finser.data.audio import AudioError, AudioSpec
 from finser.data.augment import render, split_tag
+from finser.data.labels import split_segment
 from finser.data.locks import exclusive, read_json, remove_stale_temporaries
 from finser.errors import FinserError
 
@@ -55,10 +56,12 @@ class Entry:
 
 
 def entry_key(path: str) -> str:
-    """Name, size and modification time of the source file, plus the version: an edited file is a new entry."""
+    """Name, size and modification time of the source file, its segment and the version: an edited file is a new
+    entry, and so is each cut of one file (``d.wav#t=1,2`` and ``d.wav#t=2,3``)."""
     source, version = split_tag(path)
-    stat = Path(source).stat()
-    return f"{Path(source).resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{version}"
+    file, _, _ = split_segment(source)
+    stat = Path(file).stat()
+    return f"{Path(file).resolve()}{source[len(file) :]}|{stat.st_size}|{stat.st_mtime_ns}|{version}"
 
 
 def _modified(path: Path) -> tuple[int, str]:

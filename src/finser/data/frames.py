@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from finser.data.audio import HOP_LENGTH, N_FFT, AudioError, AudioSpec, load_audio
-from finser.data.augment import TAG, render
+from finser.data.audio import HOP_LENGTH, N_FFT, AudioError, AudioSpec
+from finser.data.augment import render
 from finser.data.cache import DecodedCache
 from finser.data.labels import Clip
 from finser.data.sampling import EpochSampler, ResumableLoader
@@ -21,24 +21,18 @@ log = logging.getLogger(__name__)
 
 
 def load_clips(
-    clips: Sequence[Clip],
-    loader: Callable[[str], np.ndarray] = load_audio,
-    *,
-    audio: AudioSpec | None = None,
-    seed: int = 0,
+    clips: Sequence[Clip], *, audio: AudioSpec | None = None, seed: int = 0
 ) -> list[tuple[Clip, np.ndarray]]:
     """Decode clips in memory, skipping the unusable ones with a warning that names each file and its reason.
 
-    With ``audio`` each is rendered to that spec (crop, band limit); an augmented copy (path ``...#aug=noise``) gets
-    its version's audio either way. Runs with a cache read their clips through :class:`DecodedCache` instead.
+    With ``audio`` each is rendered to that spec (crop, band limit), else at full length; an augmented copy (path
+    ``...#aug=noise``) gets its version's audio and a cut (``...#t=1.5,3.2``) its segment either way. Runs with a
+    cache read their clips through :class:`DecodedCache` instead.
     """
     loaded, skipped = [], []
     for clip in clips:
         try:
-            if audio is not None or TAG in clip.path:
-                loaded.append((clip, render(clip.path, audio or AudioSpec(), seed)))
-            else:
-                loaded.append((clip, loader(clip.path)))
+            loaded.append((clip, render(clip.path, audio or AudioSpec(), seed)))
         except AudioError as error:
             skipped.append(str(error))
     for reason in skipped:

@@ -1,9 +1,11 @@
-"""Canonical emotion labels and the manifest row every corpus adapter produces."""
+"""Canonical emotion labels, a dataset's chosen label set, and the manifest row every corpus adapter produces."""
 
 from __future__ import annotations
 
 import csv
 import os
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -11,7 +13,51 @@ from finser.errors import FinserError
 from finser.outputs import atomic_text, check_no_file_above, check_output
 
 EMOTIONS: tuple[str, ...] = ("neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise")
-EMOTION_INDEX: dict[str, int] = {emotion: index for index, emotion in enumerate(EMOTIONS)}
+SEGMENT = "#t="  # a clip cut from a longer file: ``<file>#t=<start>,<end>`` in seconds (W3C media-fragment syntax)
+
+
+def canonical_order(emotions: Iterable[str]) -> tuple[str, ...]:
+    """A set of emotion names in :data:`EMOTIONS` order: a union of corpora keeps the study's label order."""
+    chosen = set(emotions)
+    return tuple(emotion for emotion in EMOTIONS if emotion in chosen)
+
+
+def check_emotions(emotions: Sequence[str]) -> tuple[str, ...]:
+    """``dataset.emotions`` as the label set a head is built for: canonical names, each once, in the order given
+    (the order names the head's outputs)."""
+    emotions = tuple(str(emotion) for emotion in emotions)
+    unknown = [emotion for emotion in emotions if emotion not in EMOTIONS]
+    if not emotions or unknown or len(set(emotions)) != len(emotions):
+        problem = f"unknown {', '.join(unknown)}" if unknown else "empty" if not emotions else "a name given twice"
+        raise FinserError(
+            f"dataset.emotions={list(emotions)}: {problem}; expected distinct names from {', '.join(EMOTIONS)}"
+        )
+    return emotions
+
+
+def check_labels(clips: Sequence[Clip], emotions: Sequence[str], what: str) -> None:
+    """Every clip's emotion must be one of the chosen set: a head cannot score a class it has no output for."""
+    outside = Counter(clip.emotion for clip in clips if clip.emotion not in emotions)
+    if outside:
+        counts = ", ".join(f"{count} × {emotion}" for emotion, count in sorted(outside.items()))
+        raise FinserError(
+            f"{what} has clips of emotions outside dataset.emotions={list(emotions)} ({counts}): choose a dataset "
+            f"whose emotions are a subset of that set, or set dataset.emotions to one that holds them"
+        )
+
+
+def segment_path(path: str, start: float, end: float) -> str:
+    """The clip path of ``start``..``end`` seconds of ``path``: two cuts of one file are two clips (and cache keys)."""
+    return f"{path}{SEGMENT}{start:g},{end:g}"
+
+
+def split_segment(path: str) -> tuple[str, float, float | None]:
+    """``'d.wav#t=6.29,8.24'`` → ``('d.wav', 6.29, 8.24)``; a path without a segment is the whole file (0, None)."""
+    source, _, times = path.partition(SEGMENT)
+    if not times:
+        return source, 0.0, None
+    start, end = times.split(",")
+    return source, float(start), float(end)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from finser.data.corpora import (
     CREMA_D_EMOTIONS,
     ESD_BLOCK_SIZE,
     ESD_BLOCKS,
+    IEMOCAP_EMOTIONS,
+    IEMOCAP_SESSIONS,
     RAVDESS_EMOTIONS,
     SAVEE_EMOTIONS,
     SAVEE_SPEAKERS,
@@ -126,6 +128,89 @@ def esd_files(
             path = f"Emotion Speech Dataset/{speaker:04d}/{folder}/{part if split_folders else ''}{name}"
             files.append(FileSpec(path, 16_000, ESD_BLOCKS[block], f"{speaker:04d}"))
     return files
+
+
+IEMOCAP_RATE = 16_000
+IEMOCAP_OTHER_LABELS = ("fru", "sur", "fea", "dis", "oth", "xxx")  # labels the 4-class protocol leaves out
+
+
+@dataclass(frozen=True)
+class Utterance:
+    start: float  # seconds into the dialog wav
+    end: float
+    name: str  # e.g. Ses01F_impro01_F000
+    label: str  # IEMOCAP's code: neu, hap, exc, sad, ang, fru, ...
+
+
+@dataclass(frozen=True)
+class Dialog:
+    session: str
+    name: str  # e.g. Ses01F_impro01
+
+    @property
+    def wav(self) -> str:
+        return f"IEMOCAP_full_release/{self.session}/dialog/wav/{self.name}.wav"
+
+    @property
+    def labels(self) -> str:
+        return f"IEMOCAP_full_release/{self.session}/dialog/EmoEvaluation/{self.name}.txt"
+
+
+def iemocap_dialogs(sessions: int = 5, per_session: int = 2) -> list[Dialog]:
+    """Improvised and scripted dialogs per session, named as IEMOCAP names them (Ses01F_impro01, Ses01M_script01_1)."""
+    names = ("F_impro{:02d}", "M_script{:02d}_1")
+    return [
+        Dialog(session, f"Ses{number:02d}{names[index % 2].format(index // 2 + 1)}")
+        for number, session in enumerate(IEMOCAP_SESSIONS[:sessions], start=1)
+        for index in range(per_session)
+    ]
+
+
+def iemocap_utterances(dialog: Dialog, seconds: float = 0.6, gap: float = 0.3) -> list[Utterance]:
+    """Each 4-class code once, then every left-out label once, in turns, back to back with ``gap`` seconds between."""
+    labels = (*IEMOCAP_EMOTIONS, *IEMOCAP_OTHER_LABELS)
+    return [
+        Utterance(
+            round(gap + index * (seconds + gap), 4),
+            round(gap + index * (seconds + gap) + seconds, 4),
+            f"{dialog.name}_{'FM'[index % 2]}{index:03d}",
+            label,
+        )
+        for index, label in enumerate(labels)
+    ]
+
+
+def label_file(utterances: Iterable[Utterance]) -> str:
+    """An EmoEvaluation file as IEMOCAP writes it: a header, then per utterance its line and annotators' lines."""
+    lines = ["% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]", ""]
+    for utterance in utterances:
+        lines += [
+            f"[{utterance.start:.4f} - {utterance.end:.4f}]\t{utterance.name}\t{utterance.label}\t[2.5, 2.5, 2.5]",
+            "C-E2:\tNeutral;\t()",
+            "C-F1:\tNeutral;\t(curious)",
+            "A-E3:\tval 3; act 2; dom  2;\t()",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def write_iemocap(root: Path, dialogs: Iterable[Dialog], seconds: float = 0.6) -> dict[Dialog, list[Utterance]]:
+    """Each dialog's stereo 16-kHz wav (a tone per utterance, silence between) and its label file."""
+    written = {}
+    for seed, dialog in enumerate(dialogs):
+        utterances = iemocap_utterances(dialog, seconds)
+        signal = np.zeros(round((utterances[-1].end + 0.3) * IEMOCAP_RATE), np.float32)
+        for index, utterance in enumerate(utterances):
+            start = round(utterance.start * IEMOCAP_RATE)
+            piece = tone(utterance.end - utterance.start, IEMOCAP_RATE, 1000 * seed + index)
+            signal[start : start + piece.size] = piece
+        wav, labels = Path(root) / dialog.wav, Path(root) / dialog.labels
+        wav.parent.mkdir(parents=True, exist_ok=True)
+        labels.parent.mkdir(parents=True, exist_ok=True)
+        soundfile.write(wav, np.stack([signal, 0.5 * signal], axis=1), IEMOCAP_RATE, subtype="PCM_16")
+        labels.write_text(label_file(utterances))
+        written[dialog] = utterances
+    return written
 
 
 def tone(seconds: float, sample_rate: int, seed: int) -> np.ndarray:

@@ -31,7 +31,7 @@ from finser.data.audio import STUDY_CROP, AudioSpec
 from finser.data.augment import split_tag
 from finser.data.cache import DecodedCache
 from finser.data.frames import cached_usable, load_clips, named_sets
-from finser.data.labels import EMOTION_INDEX, EMOTIONS, Clip
+from finser.data.labels import EMOTIONS, Clip, check_emotions, check_labels
 from finser.data.sampling import EpochSampler, ResumableLoader
 from finser.errors import FinserError
 
@@ -47,13 +47,14 @@ class Utterance:
 
 
 class UtteranceSet(Dataset):
-    """Prepared clips held in memory (576 synthetic clips of 2.5 s are 127 MB)."""
+    """Prepared clips held in memory (576 synthetic clips of 2.5 s are 127 MB); ``emotions`` orders the labels."""
 
-    def __init__(self, loaded: Sequence[tuple[Clip, np.ndarray]]) -> None:
+    def __init__(self, loaded: Sequence[tuple[Clip, np.ndarray]], emotions: Sequence[str] = EMOTIONS) -> None:
         if not loaded:
             raise FinserError("no usable clips for this split: check the corpus and the skipped files above")
         self.clips = [clip for clip, _ in loaded]
         self.signals = [torch.from_numpy(np.ascontiguousarray(signal, dtype=np.float32)) for _, signal in loaded]
+        self.index = {emotion: position for position, emotion in enumerate(emotions)}
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -63,10 +64,10 @@ class UtteranceSet(Dataset):
 
     def __getitem__(self, index: int) -> Utterance:
         clip = self.clips[index]
-        return Utterance(self.waveform(index), EMOTION_INDEX[clip.emotion], clip.corpus, clip.path)
+        return Utterance(self.waveform(index), self.index[clip.emotion], clip.corpus, clip.path)
 
     def emotions(self) -> list[int]:
-        return [EMOTION_INDEX[clip.emotion] for clip in self.clips]
+        return [self.index[clip.emotion] for clip in self.clips]
 
 
 class CachedUtteranceSet(UtteranceSet):
@@ -76,10 +77,11 @@ class CachedUtteranceSet(UtteranceSet):
     reads are unchecked (DataLoader workers fork after that, or receive the verified cache when spawned).
     """
 
-    def __init__(self, cache: DecodedCache, clips: Sequence[Clip]) -> None:
+    def __init__(self, cache: DecodedCache, clips: Sequence[Clip], emotions: Sequence[str] = EMOTIONS) -> None:
         if not clips:
             raise FinserError("no usable clips for this split: check the corpus and the skipped files above")
         self.cache, self.clips = cache, list(clips)
+        self.index = {emotion: position for position, emotion in enumerate(emotions)}
 
     def waveform(self, index: int) -> torch.Tensor:
         return torch.from_numpy(self.cache.read(self.clips[index].path))
@@ -121,7 +123,7 @@ def train_subset(clips: Sequence[Clip], fraction: float, seed: int) -> list[Clip
     return [clip for clip in clips if clip.split != "train" or split_tag(clip.path)[0] in kept]
 
 
-def class_counts(emotions: Sequence[int], n_classes: int = len(EMOTIONS)) -> torch.Tensor:
+def class_counts(emotions: Sequence[int], n_classes: int) -> torch.Tensor:
     """Clips per emotion index (zeros for emotions a set lacks)."""
     counts = Counter(emotions)
     return torch.tensor([counts.get(index, 0) for index in range(n_classes)], dtype=torch.float32)
@@ -129,18 +131,18 @@ def class_counts(emotions: Sequence[int], n_classes: int = len(EMOTIONS)) -> tor
 
 def balanced_sampler(emotions: Sequence[int], seed: int) -> EpochSampler:
     """Draw clips with probability 1 / (their emotion's count): every emotion equally often per epoch on average."""
-    counts = class_counts(emotions)
+    counts = class_counts(emotions, max(emotions) + 1)
     return EpochSampler(len(emotions), seed, weights=1.0 / counts[torch.tensor(emotions)])
 
 
-def report_unlearnable_emotions(emotions_per_set: Mapping[str, Sequence[int]]) -> None:
+def report_unlearnable_emotions(emotions_per_set: Mapping[str, Sequence[int]], names: Sequence[str]) -> None:
     """Warn about emotions that are scored but never trained on (a corpus without them, or a split that put every
     speaker of one into test): the model cannot predict them, so each such clip counts as an error."""
     trained = set(emotions_per_set["train"])
     for name, emotions in emotions_per_set.items():
         missing = sorted(set(emotions) - trained)
         if name != "train" and missing:
-            labels = ", ".join(EMOTIONS[index] for index in missing)
+            labels = ", ".join(names[index] for index in missing)
             log.warning(
                 "%s has clips of %s but train has none: they cannot be learned, so those clips count as errors in "
                 "%s's accuracy and F1 (add a corpus that has them, or compare on the emotions both share)",
@@ -153,9 +155,9 @@ def report_unlearnable_emotions(emotions_per_set: Mapping[str, Sequence[int]]) -
 class UtteranceDataModule(L.LightningDataModule):
     """Train/val/test clips of one corpus (or a union), split by ``split``, plus each evaluation corpus as a test set.
 
-    Batches are dicts: ``waveform`` (B, samples), ``length`` (B,), ``emotion`` (B,) indices into
-    ``finser.data.labels.EMOTIONS``, ``corpus`` (list of B names, for per-corpus metrics on a union), ``key``
-    (list of B clip paths).
+    Batches are dicts: ``waveform`` (B, samples), ``length`` (B,), ``emotion`` (B,) indices into ``emotions`` (the
+    dataset's label set, ``dataset.emotions``; every clip's emotion must be one of them), ``corpus`` (list of B
+    names, for per-corpus metrics on a union), ``key`` (list of B clip paths).
     """
 
     def __init__(
@@ -171,11 +173,16 @@ class UtteranceDataModule(L.LightningDataModule):
         balanced_sampling: bool = False,
         seed: int = 0,
         train_fraction: float = 1.0,
+        emotions: Sequence[str] = EMOTIONS,
     ) -> None:
         """``audio`` shapes every clip (default: the study's crop); ``cache_dir`` reads clips from a decoded cache
         on disk instead of RAM; ``seed`` orders the training clips of each epoch and, with ``train_fraction`` below
         1, draws the training subset (:func:`train_subset`)."""
         super().__init__()
+        self.emotions = check_emotions(emotions)
+        check_labels(clips, self.emotions, "the dataset")
+        for name, members in (eval_clips or {}).items():
+            check_labels(members, self.emotions, f"eval_datasets.{name}")
         self.clips = train_subset(split(clips), train_fraction, seed)
         self.eval_clips = dict(eval_clips or {})
         self.batch_size = batch_size
@@ -190,8 +197,8 @@ class UtteranceDataModule(L.LightningDataModule):
 
     def _load(self, clips: Sequence[Clip]) -> UtteranceSet:
         if self.cache is None:
-            return UtteranceSet(load_clips(clips, audio=self.spec, seed=self.augment_seed))
-        return CachedUtteranceSet(self.cache, cached_usable(self.cache, clips))
+            return UtteranceSet(load_clips(clips, audio=self.spec, seed=self.augment_seed), self.emotions)
+        return CachedUtteranceSet(self.cache, cached_usable(self.cache, clips), self.emotions)
 
     def setup(self, stage: str | None = None) -> None:
         if self.sets:
@@ -199,12 +206,13 @@ class UtteranceDataModule(L.LightningDataModule):
         for name, clips in named_sets(self.clips, self.eval_clips).items():
             self.sets[name] = self._load(clips)
         log.info("clips per set: %s", {name: len(clips) for name, clips in self.sets.items()})
-        report_unlearnable_emotions({name: utterances.emotions() for name, utterances in self.sets.items()})
+        emotions_per_set = {name: utterances.emotions() for name, utterances in self.sets.items()}
+        report_unlearnable_emotions(emotions_per_set, self.emotions)
 
     def train_class_counts(self) -> torch.Tensor:
         """Training clips per emotion, for class-weighted losses."""
         self.setup()
-        return class_counts(self.sets["train"].emotions())
+        return class_counts(self.sets["train"].emotions(), len(self.emotions))
 
     def _loader(self, name: str, shuffle: bool = False) -> DataLoader:
         sampler = None

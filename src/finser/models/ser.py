@@ -18,11 +18,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from finser.data.labels import EMOTIONS
 from finser.errors import FinserError
 from finser.features import FEATURE_DIMS, FEATURES, HOP_LENGTH, N_FFT, check_feature_set, compute_all, frame_signal
 from finser.models.fin import CLOSED_FORM_ARCHITECTURES, build_fin
 
-N_CLASSES = 8
+N_CLASSES = len(EMOTIONS)  # the default head: every canonical emotion; a dataset's own set via n_classes
 N_FEATURES = sum(FEATURE_DIMS[feature] for feature in FEATURES)  # 162
 MEL_FLOOR = 1e-8  # power floor before the log: far below the mel power of any audible frame
 

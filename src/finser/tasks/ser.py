@@ -130,7 +130,8 @@ class SERTask(L.LightningModule):
         )
         self.corpus_hits: dict[str, dict[str, list[int]]] = {}
         self.clip: dict[str, object] = {}
-        self.extra_results: dict[str, list[list[int]]] = {}  # e.g. "test/confusion" (rows true, columns predicted)
+        # "emotions" (the names of the rows and columns) and e.g. "test/confusion" (rows true, columns predicted)
+        self.extra_results: dict[str, list] = {"emotions": self.emotions}
 
     @property
     def publish_meta(self) -> dict[str, object]:
