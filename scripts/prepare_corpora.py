@@ -2,9 +2,11 @@
 
     python scripts/prepare_corpora.py dataset=NAME dataset.root=DIR manifest=OUT.csv [overwrite=true]
 
-Prints the clip counts per emotion × speaker and every skipped file with its reason, and writes the manifest CSV
-(path, corpus, speaker, emotion, split) that `dataset.manifest=OUT.csv` reads back. Exits non-zero, naming the path,
-when the root is missing or holds no usable clip. An existing manifest is replaced; any other existing file only with
+Prints the clip counts per emotion × speaker, one line per corpus for the utterances its protocol leaves out
+(IEMOCAP's labels beyond its four), every skipped file with its reason, and writes the manifest CSV (path, corpus,
+speaker, emotion, split; a clip cut from a longer file has the path ``<file>#t=<start>,<end>``) that
+`dataset.manifest=OUT.csv` reads back. Exits non-zero, naming the path, when the root is missing or holds no usable
+clip. An existing manifest is replaced; any other existing file only with
 ``overwrite=true``. `dataset=combined` indexes the study's four corpora at once.
 """
 
@@ -15,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from finser.cli import Key, exit_code, parse_keys
-from finser.data.corpora import CORPORA, STUDY_CORPORA, no_clips_message, scan, summarise_skipped
+from finser.data.corpora import CORPORA, STUDY_CORPORA, no_clips_message, scan, summarise_excluded, summarise_skipped
 from finser.data.labels import EMOTIONS, Clip, check_manifest_target, write_manifest
 from finser.errors import FinserError
 
@@ -55,6 +57,9 @@ def prepare(arguments: list[str]) -> int:
     write_manifest(index.clips, manifest, options["overwrite"])
     print(f"# {options['dataset']}: {len(index.clips)} usable clips under {options['dataset.root']}\n")
     print(count_table(index.clips))
+    for corpus, counts in index.excluded.items():
+        if counts:
+            print(f"\n{corpus}: left out {summarise_excluded(corpus, counts)}")
     print(
         f"\n## Skipped: {len(index.skipped)} paths"
         + (f" ({summarise_skipped(index.skipped)})" if index.skipped else "")

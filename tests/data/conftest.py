@@ -35,6 +35,8 @@ def write_tree(root: Path, corpus: str) -> Path:
         layouts.write_files(folder, layouts.esd_files(range(11, 13), per_emotion=2, split_folders=True), seconds=0.5)
         layouts.write_files(folder, layouts.esd_files(range(13, 14), per_emotion=2, split_folders=False), seconds=0.5)
         layouts.write_files(folder, layouts.esd_files(range(1, 2), per_emotion=1), seconds=0.5)  # Mandarin
+    elif corpus == "iemocap":
+        layouts.write_iemocap(folder, layouts.iemocap_dialogs(sessions=5, per_session=2))
     return folder
 
 

@@ -9,9 +9,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile
+import soxr
 
 from finser.data import layouts
-from finser.data.corpora import esd_official_split, index_corpora, scan, summarise_skipped
+from finser.data.audio import SAMPLE_RATE, AudioSpec
+from finser.data.augment import render
+from finser.data.cache import DecodedCache
+from finser.data.corpora import (
+    IEMOCAP_EMOTIONS,
+    IEMOCAP_SESSIONS,
+    corpus_emotions,
+    esd_official_split,
+    index_corpora,
+    scan,
+    summarise_skipped,
+)
+from finser.data.labels import EMOTIONS, write_manifest
 from finser.errors import FinserError
 
 from .conftest import tone, write_lfs_pointer, write_tree, write_wav
@@ -222,3 +236,94 @@ def test_a_manifest_reads_paths_relative_to_its_folder_and_refuses_missing_files
         index_corpora(["ravdess"], None, manifest=str(manifest))
     with pytest.raises(FinserError, match=r"manifest \S+nowhere\.csv does not exist.*prepare_corpora"):
         index_corpora(["ravdess"], None, manifest=str(tmp_path / "nowhere.csv"))
+
+
+def test_corpora_declare_their_emotions_and_a_union_keeps_the_canonical_order() -> None:
+    assert corpus_emotions(["ravdess", "crema_d", "tess", "savee"]) == EMOTIONS
+    assert corpus_emotions(["synthetic"]) == EMOTIONS
+    assert corpus_emotions(["iemocap"]) == ("neutral", "happy", "sad", "angry")
+    assert corpus_emotions(["crema_d"]) == ("neutral", "happy", "sad", "angry", "fear", "disgust")
+    assert corpus_emotions(["iemocap", "esd"]) == ("neutral", "happy", "sad", "angry", "surprise")
+    with pytest.raises(FinserError, match=r"unknown corpus \['msp'\]"):
+        corpus_emotions(["msp"])
+
+
+def iemocap_tree(root: Path) -> dict:
+    return layouts.write_iemocap(root, layouts.iemocap_dialogs(sessions=5, per_session=2))
+
+
+def test_iemocap_cuts_each_labelled_utterance_from_its_dialog_in_four_classes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    written = iemocap_tree(tmp_path)
+    sentence = tmp_path / "IEMOCAP_full_release/Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_F000.wav"
+    write_wav(sentence, tone(0.6, 16_000), 16_000)  # the per-sentence copy: the dialog's cut is the clip
+    with caplog.at_level("INFO"):
+        clips = index_corpora(["iemocap"], tmp_path)
+    kept = {code: IEMOCAP_EMOTIONS[code] for code in IEMOCAP_EMOTIONS}
+    expected = [
+        (f"{tmp_path / dialog.wav}#t={utterance.start:g},{utterance.end:g}", dialog.session, kept[utterance.label])
+        for dialog, utterances in written.items()
+        for utterance in utterances
+        if utterance.label in kept
+    ]
+    assert sorted((clip.path, clip.speaker, clip.emotion) for clip in clips) == sorted(expected)
+    assert {clip.corpus for clip in clips} == {"iemocap"} and {clip.speaker for clip in clips} == set(IEMOCAP_SESSIONS)
+    assert emotions_of(clips) == {"neutral": 10, "happy": 20, "sad": 10, "angry": 10}  # hap and exc merged
+    left_out = [record for record in caplog.records if "left out" in record.getMessage()]
+    (line,) = left_out  # one summary line, not one per utterance
+    assert "60 utterances" in line.getMessage() and "10 × fru" in line.getMessage() and "10 × xxx" in line.getMessage()
+    assert not [record for record in caplog.records if record.levelname == "WARNING" and "fru" in record.getMessage()]
+
+
+def test_an_iemocap_cut_is_the_segment_of_its_dialog_resampled(tmp_path: Path) -> None:
+    written = iemocap_tree(tmp_path)
+    dialog, utterances = next(iter(written.items()))
+    first, second = (f"{tmp_path / dialog.wav}#t={u.start:g},{u.end:g}" for u in utterances[:2])
+    samples, rate = soundfile.read(tmp_path / dialog.wav, dtype="float32")
+    start, end = round(utterances[0].start * rate), round(utterances[0].end * rate)
+    expected = soxr.resample(samples[start:end].mean(axis=1), rate, SAMPLE_RATE, quality="HQ")
+    np.testing.assert_allclose(render(first, AudioSpec()), expected, atol=1e-6)
+    cache = DecodedCache(tmp_path / "cache", AudioSpec(), workers=1)
+    assert cache.ensure([first, second]) == {}
+    assert cache.key(first) != cache.key(second)  # two cuts of one wav: two entries
+    np.testing.assert_allclose(cache.signal(first), expected, atol=1e-6)
+    assert not np.allclose(cache.signal(second)[: expected.size], expected)
+
+
+def test_iemocap_bad_side_files_are_skipped_with_path_and_reason(tmp_path: Path) -> None:
+    iemocap_tree(tmp_path)
+    evaluation = tmp_path / "IEMOCAP_full_release/Session1/dialog/EmoEvaluation"
+    labels = evaluation / "Ses01F_impro01.txt"
+    lines = labels.read_text().splitlines()
+    lines[2] = "[0.3000 - oops]\tSes01F_impro01_F000\tneu\t[2.5, 2.5, 2.5]"  # unparseable
+    lines[7] = "[1.2000 - 99.0000]\tSes01F_impro01_M001\thap\t[2.5, 2.5, 2.5]"  # past the end of the wav
+    labels.write_text("\n".join(lines))
+    (tmp_path / "IEMOCAP_full_release/Session2/dialog/wav/Ses02F_impro01.wav").unlink()  # a label file alone
+    (tmp_path / "IEMOCAP_full_release/Session3/dialog/EmoEvaluation/Ses03F_impro01.txt").unlink()  # a wav alone
+    (tmp_path / "IEMOCAP_full_release/Session4/dialog/wav/Ses04F_impro01.wav").write_text("not audio")
+    index = scan(tmp_path, ["iemocap"])
+    reasons = {entry.path.removeprefix(str(tmp_path / "IEMOCAP_full_release")): entry.reason for entry in index.skipped}
+    assert reasons.keys() == {
+        "/Session1/dialog/EmoEvaluation/Ses01F_impro01.txt:3",
+        "/Session1/dialog/EmoEvaluation/Ses01F_impro01.txt:8",
+        "/Session2/dialog/EmoEvaluation/Ses02F_impro01.txt",
+        "/Session3/dialog/wav/Ses03F_impro01.wav",
+        "/Session4/dialog/wav/Ses04F_impro01.wav",
+    }
+    assert "unparseable utterance line" in reasons["/Session1/dialog/EmoEvaluation/Ses01F_impro01.txt:3"]
+    assert "ends past the end of" in reasons["/Session1/dialog/EmoEvaluation/Ses01F_impro01.txt:8"]
+    assert "without its dialog wav" in reasons["/Session2/dialog/EmoEvaluation/Ses02F_impro01.txt"]
+    assert "without its label file" in reasons["/Session3/dialog/wav/Ses03F_impro01.wav"]
+    assert "not readable as audio" in reasons["/Session4/dialog/wav/Ses04F_impro01.wav"]
+    assert len(index.clips) == 50 - 2 - 3 * 5  # 2 bad lines, 3 dialogs of 5 kept utterances each lost
+
+
+def test_a_manifest_of_cuts_reads_back_and_checks_the_dialog_files(tmp_path: Path) -> None:
+    iemocap_tree(tmp_path)
+    clips = scan(tmp_path, ["iemocap"]).clips
+    write_manifest(clips, tmp_path / "iemocap.csv")
+    assert index_corpora(["iemocap"], None, manifest=str(tmp_path / "iemocap.csv")) == clips
+    (tmp_path / "IEMOCAP_full_release/Session5/dialog/wav/Ses05F_impro01.wav").unlink()
+    with pytest.raises(FinserError, match=r"5 of 50 files do not exist, e\.g\. .*Ses05F_impro01\.wav#t="):
+        index_corpora(["iemocap"], None, manifest=str(tmp_path / "iemocap.csv"))
