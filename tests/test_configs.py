@@ -24,6 +24,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 
 from finser.data.audio import STUDY_CROP, AudioSpec
+from finser.data.corpora import corpus_emotions
 from finser.data.labels import EMOTIONS, Clip
 from finser.features import FEATURE_DIMS, FEATURES, REGISTERED_FEATURES
 from finser.models.checkpoint import model_constructors
@@ -125,6 +126,30 @@ def test_every_ser_preset_builds_with_every_head(compose_train, experiment: str,
     net = instantiate(cfg.task.net)
     with torch.no_grad():
         assert net(torch.randn(2, 22_050)).shape == (2, len(EMOTIONS))
+
+
+@pytest.mark.parametrize("dataset", [option for group, option in OPTIONS if group == "dataset"])
+def test_the_head_has_one_output_per_emotion_the_dataset_declares(compose_train, dataset: str) -> None:
+    cfg = compose_train("experiment=ser_baseline", f"dataset={dataset}")
+    names = cfg.dataset.index.names if "names" in cfg.dataset.index else ["synthetic"]
+    assert list(cfg.dataset.emotions) == list(corpus_emotions(names)) == list(cfg.task.emotions)
+    assert list(cfg.datamodule.emotions) == list(cfg.dataset.emotions)
+    assert cfg.ser_head.net.n_classes == len(cfg.dataset.emotions)
+    if dataset in ("synthetic", "synthetic_study", "combined"):
+        assert tuple(cfg.dataset.emotions) == EMOTIONS  # the union and the embedded corpus keep the eight
+    net = instantiate(cfg.task.net)
+    with torch.no_grad():
+        assert net(torch.randn(2, 22_050)).shape == (2, len(cfg.dataset.emotions))
+
+
+def test_iemocap_defaults_to_its_leave_one_session_out_folds(compose_train) -> None:
+    cfg = compose_train("experiment=ser_baseline", "dataset=iemocap")
+    assert list(cfg.dataset.emotions) == ["neutral", "happy", "sad", "angry"]
+    assert cfg.split._target_ == "finser.data.splits.speaker_folds" and cfg.split.folds is None
+    assert [list(fold) for fold in cfg.split.fixed.iemocap] == [[f"Session{n}"] for n in range(1, 6)]
+    assert compose_train("experiment=ser_baseline", "dataset=iemocap", "split=speaker").split._target_.endswith(
+        "speaker_split"
+    )
 
 
 @pytest.mark.parametrize("experiment", ["fin", *SER_PRESETS])
