@@ -10,9 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile
 
+from finser.data import layouts
 from finser.data.corpora import index_corpora
+from finser.models.checkpoint import load_model
 from tests.data.conftest import write_lfs_pointer, write_tree
 from tests.preloaded import run_python
 
@@ -133,3 +137,55 @@ def test_train_on_combined_corpora_with_esd_evaluation(root: Path, tmp_path: Pat
 def test_train_on_ravdess_with_random_split(root: Path, tmp_path: Path) -> None:
     results = train(tmp_path, "dataset=ravdess", f"dataset.root={root / 'ravdess'}", "split=random", "eval_datasets=[]")
     assert results["dataset"] == "ravdess" and "test/r2" in results
+
+
+@pytest.fixture(scope="module")
+def iemocap_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("iemocap")
+    layouts.write_iemocap(root, layouts.iemocap_dialogs(sessions=5, per_session=2), seconds=1.0)
+    return root
+
+
+def test_prepare_iemocap_writes_its_cuts_and_one_left_out_line(iemocap_root: Path, tmp_path: Path) -> None:
+    manifest = tmp_path / "iemocap.csv"
+    result = prepare("dataset=iemocap", f"dataset.root={iemocap_root}", f"manifest={manifest}")
+    assert result.returncode == 0, result.stderr
+    with manifest.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 50 and all(re.search(r"\.wav#t=[\d.]+,[\d.]+$", row["path"]) for row in rows)
+    assert {row["speaker"] for row in rows} == {f"Session{n}" for n in range(1, 6)}
+    assert "| corpus | speaker | neutral | happy | sad | angry | total |" in result.stdout
+    assert "| iemocap | Session1 | 2 | 4 | 2 | 2 | 10 |" in result.stdout
+    (line,) = [line for line in result.stdout.splitlines() if "left out" in line]
+    assert line.startswith("iemocap: left out 60 utterances (10 × dis, 10 × fea, 10 × fru, 10 × oth")
+
+
+def test_train_ser_on_iemocap_has_four_outputs_and_predict_reports_them(iemocap_root: Path, tmp_path: Path) -> None:
+    four = ["neutral", "happy", "sad", "angry"]
+    results = train(
+        tmp_path,
+        "experiment=ser_baseline",
+        "dataset=iemocap",
+        f"dataset.root={iemocap_root}",
+        "eval_datasets=[]",
+        "datamodule.audio.offset=0.0",
+        "datamodule.audio.duration=1.0",
+        "task.linear_probe=false",
+        "split.fold=1",
+    )
+    assert results["dataset"] == "iemocap" and results["emotions"] == four
+    assert {key.removeprefix("test/f1/") for key in results if key.startswith("test/f1/")} == set(four)
+    confusion = np.array(results["test/confusion"])
+    assert confusion.shape == (4, 4) and confusion.sum() == 10  # Session2, the fold's test session: 10 utterances
+    model, meta = load_model(tmp_path / "run" / "ser_model.ckpt")
+    assert meta["emotions"] == four and model.head.body[-1].out_features == 4
+    out = tmp_path / "predictions.csv"
+    clip = tmp_path / "clip.wav"
+    soundfile.write(clip, layouts.tone(1.5, 16_000, seed=3), 16_000)
+    command = [sys.executable, str(REPO / "predict.py"), f"ckpt={tmp_path / 'run' / 'ser_model.ckpt'}", f"audio={clip}",
+               f"out={out}"]  # fmt: skip
+    predicted = run_python(command, timeout=300)
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    (row,) = list(csv.DictReader(out.open()))
+    assert row["emotion"] in four
+    assert [key.removeprefix("p_") for key in row if key.startswith("p_")] == four
