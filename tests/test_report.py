@@ -13,7 +13,14 @@ from finser.data.labels import EMOTIONS
 from finser.errors import FinserError
 from finser.models.checkpoint import save_checkpoint
 from finser.models.fin import spectral_fin
-from finser.report import across_folds, read_metrics_csv, variance_claim, write_report
+from finser.report import (
+    across_folds,
+    confusion_panels,
+    plot_confusions,
+    read_metrics_csv,
+    variance_claim,
+    write_report,
+)
 from finser.study import SER_RESULTS
 
 
@@ -292,3 +299,15 @@ def test_a_feature_the_study_had_not_gets_its_fin_row_and_its_ser_runs_a_pairing
     assert "0.997" in fin_row and fin_row.endswith("| – (no FIN in the study) |")
     differences = np.array([0.52 - 0.50, 0.57 - 0.56, 0.56 - 0.53])
     assert f"| finetuned | conv1d | +spectral_centroid | 3 | 0.550 ± 0.026 | Δ = {differences.mean():+.3f}" in text
+
+
+def test_confusions_of_runs_with_other_emotion_sets_are_never_summed(tmp_path: Path) -> None:
+    four = ["neutral", "happy", "sad", "angry"]
+    union = {"variant": "baseline", "head": "conv1d", "test/f1_macro": 0.5, "emotions": list(EMOTIONS),
+             "test/confusion": np.eye(8, dtype=int).tolist()}  # fmt: skip
+    iemocap = {**union, "emotions": four, "test/confusion": (2 * np.eye(4, dtype=int)).tolist()}
+    grouped = {("baseline", "conv1d", "–"): [union, {**union, "seed": 1}, iemocap]}
+    panels = confusion_panels(grouped)
+    assert [(labels, matrix.trace()) for _, matrix, labels in panels] == [(list(EMOTIONS), 16), (four, 8)]
+    assert "4 emotions" in panels[1][0] and "2 seed(s)" in panels[0][0]
+    assert plot_confusions(grouped, tmp_path / "confusion.png").is_file()

@@ -337,15 +337,27 @@ def plot_learning_curves(groups: dict[str, list[dict]], metric: str, path: Path,
     return save_figure(figure, path, axis)
 
 
-def plot_confusions(grouped: dict[tuple[str, str, str], list[dict]], path: Path) -> Path | None:
-    """Row-normalised test confusion matrices summed over seeds, one panel per (variant, head, held-out corpus)."""
+def confusion_panels(grouped: dict[tuple[str, str, str], list[dict]]) -> list[tuple[str, np.ndarray, list[str]]]:
+    """(title, summed matrix, emotion names) per (variant, head, held-out corpus) and label set: runs on datasets
+    of other emotions (IEMOCAP's four beside the union's eight) are never summed together."""
     panels = []
     for key, entries in grouped.items():
-        matrices = [np.array(entry["test/confusion"]) for entry in entries if "test/confusion" in entry]
-        if matrices:
-            f1 = [entry["test/f1_macro"] for entry in entries if "test/f1_macro" in entry]
-            title = group_label(key) + (f"\nmacro F1 {np.mean(f1):.2f}, {len(matrices)} seed(s)" if f1 else "")
-            panels.append((title, np.sum(matrices, axis=0), entries[0].get("emotions", EMOTIONS)))
+        by_labels: dict[tuple[str, ...], list[dict]] = defaultdict(list)
+        for entry in entries:
+            if "test/confusion" in entry:
+                by_labels[tuple(entry.get("emotions", EMOTIONS))].append(entry)
+        for labels, members in by_labels.items():
+            f1 = [entry["test/f1_macro"] for entry in members if "test/f1_macro" in entry]
+            title = group_label(key) + (f"\nmacro F1 {np.mean(f1):.2f}, {len(members)} seed(s)" if f1 else "")
+            if len(by_labels) > 1:
+                title += f" · {len(labels)} emotions"
+            panels.append((title, np.sum([entry["test/confusion"] for entry in members], axis=0), list(labels)))
+    return panels
+
+
+def plot_confusions(grouped: dict[tuple[str, str, str], list[dict]], path: Path) -> Path | None:
+    """Row-normalised test confusion matrices summed over seeds, one panel per :func:`confusion_panels` entry."""
+    panels = confusion_panels(grouped)
     if not panels:
         return None
     columns = min(4, len(panels))
