@@ -16,6 +16,7 @@ import soundfile
 
 from finser.data import layouts
 from finser.data.corpora import index_corpora
+from finser.data.labels import EMOTIONS
 from finser.models.checkpoint import load_model
 from tests.data.conftest import write_lfs_pointer, write_tree
 from tests.preloaded import run_python
@@ -98,11 +99,11 @@ def test_a_manifest_path_that_cannot_be_written_is_one_line_and_leaves_nothing(
     assert sorted(path.name for path in tmp_path.rglob("*")) == ["file.txt", "folder"]
 
 
-def train(tmp_path: Path, *overrides: str) -> dict:
+def train(tmp_path: Path, *overrides: str, script: str = "train.py") -> dict:
     env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "1"}
     command = [
         sys.executable,
-        str(REPO / "train.py"),
+        str(REPO / script),
         f"hydra.run.dir={tmp_path / 'run'}",
         f"paths.cache_dir={tmp_path / 'cache'}",
         f"paths.fin_dir={tmp_path / 'fins'}",
@@ -189,3 +190,16 @@ def test_train_ser_on_iemocap_has_four_outputs_and_predict_reports_them(iemocap_
     (row,) = list(csv.DictReader(out.open()))
     assert row["emotion"] in four
     assert [key.removeprefix("p_") for key in row if key.startswith("p_")] == four
+
+
+def test_eval_scores_a_union_model_on_iemocap_with_the_checkpoint_s_eight_emotions(
+    iemocap_root: Path, tmp_path: Path
+) -> None:
+    clip = ["datamodule.audio.offset=0.0", "datamodule.audio.duration=1.0", "task.linear_probe=false"]
+    synthetic = ["dataset.index.n_speakers=3", "dataset.index.clips_per_emotion=1"]
+    train(tmp_path / "union", "experiment=ser_baseline", "eval_datasets=[]", *synthetic, *clip)
+    checkpoint = tmp_path / "union" / "run" / "ser_model.ckpt"
+    iemocap = [f"dataset.root={iemocap_root}", "dataset=iemocap", "eval_datasets=[]", *clip]
+    results = train(tmp_path / "eval", "experiment=ser_baseline", f"ckpt={checkpoint}", *iemocap, script="eval.py")
+    assert results["emotions"] == list(EMOTIONS)  # the model's outputs, not the dataset's four
+    assert np.array(results["test/confusion"]).shape == (8, 8)
