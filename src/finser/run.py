@@ -241,8 +241,10 @@ def validation_score(trainer: L.Trainer) -> dict[str, Any] | None:
 
 def data_signature(cfg: DictConfig) -> str:
     """Which data a model was trained and validated on (corpus, its size and split): validation scores of two
-    published models compare only when this is the same."""
+    published models compare only when this is the same. The label set (``emotions``) is left out: it names the
+    head's outputs, not the clips, so FINs published before datasets declared it keep their signature."""
     dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    dataset.pop("emotions", None)
     return hashlib.sha256(json.dumps(dataset, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
