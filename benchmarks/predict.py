@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from benchmarks import REPO
+from benchmarks.heads import head_config
 from benchmarks.timing import fmt
 from finser.report import markdown_table
 
@@ -22,7 +23,7 @@ def tiny_ser_checkpoint(path: Path) -> Path:
     from finser.data.labels import EMOTIONS
     from finser.models.checkpoint import save_checkpoint
 
-    head = OmegaConf.load(REPO / "conf" / "ser_head" / "conv1d.yaml").net
+    head = head_config("conv1d")
     config = {"_target_": "finser.models.ser.SERModel", "front_end": {"_target_": "finser.models.ser.ExactFrontEnd"},
               "head": OmegaConf.to_container(head, resolve=True)}  # fmt: skip
     meta = {"kind": "ser", "emotions": list(EMOTIONS), "clip_samples": 55_125, "sample_rate": 22_050}

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmarks import EPOCH_REV, REPO
+from benchmarks.heads import head_config
 from benchmarks.timing import best_time, fmt, paired_ratios
 from finser.report import markdown_table
 
@@ -41,7 +42,6 @@ def build_model(variant: str, head: str):
     """The variant's SERModel (spectral FINs redrawn at random for ``scratch``) and whether its front-end trains."""
     import torch
     from hydra.utils import instantiate
-    from omegaconf import OmegaConf
 
     from finser.models.ser import ExactFrontEnd, FINFrontEnd, SERModel
 
@@ -49,7 +49,7 @@ def build_model(variant: str, head: str):
     front_end = ExactFrontEnd() if variant == "baseline" else FINFrontEnd("spectral")
     if variant == "scratch":
         front_end.randomize_()
-    model = SERModel(front_end, instantiate(OmegaConf.load(REPO / "conf" / "ser_head" / f"{head}.yaml").net))
+    model = SERModel(front_end, instantiate(head_config(head)))
     trainable = variant in ("finetuned", "scratch")
     model.front_end.requires_grad_(trainable)
     return model, trainable

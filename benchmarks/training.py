@@ -9,6 +9,7 @@ from pathlib import Path
 from benchmarks import REPO
 from benchmarks.callbacks import timed_fit
 from benchmarks.fins import fin_variants
+from benchmarks.heads import head_config
 from benchmarks.timing import at_threads, best_time, fmt
 from finser.report import markdown_table
 
@@ -58,7 +59,6 @@ def ser_steps(clips, quick: bool) -> dict:
 
     import numpy as np
     import torch
-    from omegaconf import OmegaConf
 
     try:
         from hydra.utils import instantiate
@@ -66,7 +66,7 @@ def ser_steps(clips, quick: bool) -> dict:
         from finser.models.ser import ExactFrontEnd, FINFrontEnd, SERModel
     except ImportError as error:
         return {"error": f"SER model not available: {error}"}
-    head_config = OmegaConf.load(REPO / "conf" / "ser_head" / "conv1d.yaml").net
+    conv1d = head_config("conv1d")
     waveforms = torch.from_numpy(np.stack(clips[:32]))
     labels = torch.arange(len(waveforms)) % 8
     results = {}
@@ -76,7 +76,7 @@ def ser_steps(clips, quick: bool) -> dict:
     }
     for name, front_end in front_ends.items():
         torch.manual_seed(0)
-        model = SERModel(front_end(), instantiate(head_config))
+        model = SERModel(front_end(), instantiate(conv1d))
         optimizer = functools.partial(torch.optim.Adam, lr=1e-3)(model.parameters())
 
         def step(model=model, optimizer=optimizer) -> None:

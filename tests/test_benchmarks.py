@@ -119,3 +119,16 @@ def test_each_section_process_is_started_with_keys_its_module_takes(
     assert command[1:3] == ["-m", f"benchmarks.{name}"]
     parsed = parse_keys(command[3:], module.KEYS, module.USAGE)
     assert [parsed[key] for key in list(module.KEYS)[:2]] == list(arguments) and parsed["json"].endswith(".json")
+
+
+@pytest.mark.parametrize("head", ["conv1d", "temporal"])
+def test_a_head_read_from_its_file_alone_builds_with_the_eight_emotions(head: str) -> None:
+    import torch
+    from hydra.utils import instantiate
+
+    from benchmarks.heads import head_config
+    from finser.data.labels import EMOTIONS
+
+    built = instantiate(head_config(head)).eval()
+    with torch.no_grad():
+        assert built(torch.randn(2, 162, 10), torch.ones(2, 10, dtype=torch.bool)).shape == (2, len(EMOTIONS))
