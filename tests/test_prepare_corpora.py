@@ -168,14 +168,17 @@ def test_train_ser_on_iemocap_has_four_outputs_and_predict_reports_them(iemocap_
         "experiment=ser_baseline",
         "dataset=iemocap",
         f"dataset.root={iemocap_root}",
-        "eval_datasets=[]",
+        "eval_datasets.synthetic_unseen.n_speakers=2",  # the default evaluation corpus: its clips of the four
+        "eval_datasets.synthetic_unseen.clips_per_emotion=1",
         "datamodule.audio.offset=0.0",
         "datamodule.audio.duration=1.0",
         "task.linear_probe=false",
         "split.fold=1",
     )
     assert results["dataset"] == "iemocap" and results["emotions"] == four
-    assert {key.removeprefix("test/f1/") for key in results if key.startswith("test/f1/")} == set(four)
+    for prefix in ("test/f1/", "eval/synthetic_unseen/f1/"):
+        assert {key.removeprefix(prefix) for key in results if key.startswith(prefix)} == set(four)
+    assert np.array(results["eval/synthetic_unseen/confusion"]).sum() == 2 * 4  # 2 speakers × 1 clip × 4 emotions
     confusion = np.array(results["test/confusion"])
     assert confusion.shape == (4, 4) and confusion.sum() == 10  # Session2, the fold's test session: 10 utterances
     model, meta = load_model(tmp_path / "run" / "ser_model.ckpt")

@@ -51,7 +51,9 @@ def test_a_segment_path_names_its_file_and_times() -> None:
     assert split_segment("/data/a.wav") == ("/data/a.wav", 0.0, None)
 
 
-def test_a_datamodule_refuses_a_corpus_or_evaluation_corpus_outside_its_emotions() -> None:
+def test_a_datamodule_refuses_a_corpus_outside_its_emotions_and_trims_an_evaluation_corpus(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     from finser.data.splits import random_split
     from finser.data.utterances import UtteranceDataModule
 
@@ -61,5 +63,11 @@ def test_a_datamodule_refuses_a_corpus_or_evaluation_corpus_outside_its_emotions
     assert UtteranceDataModule(iemocap, random_split, emotions=four).emotions == tuple(four)
     with pytest.raises(FinserError, match=r"the dataset has clips of emotions outside .*\(1 × calm\)"):
         UtteranceDataModule(iemocap + ravdess, random_split, emotions=four)
-    with pytest.raises(FinserError, match=r"eval_datasets.ravdess has clips of emotions outside"):
+    mixed = {"ravdess": ravdess + iemocap[:3]}  # the embedded corpus's eight beside an IEMOCAP model, say
+    with caplog.at_level("WARNING"):
+        datamodule = UtteranceDataModule(iemocap, random_split, eval_clips=mixed, emotions=four)
+    assert datamodule.eval_clips == {"ravdess": iemocap[:3]}
+    (line,) = [record.getMessage() for record in caplog.records if "left out" in record.getMessage()]
+    assert line.startswith("eval_datasets.ravdess: left out 1 clips of emotions outside") and "1 × calm" in line
+    with pytest.raises(FinserError, match=r"eval_datasets.ravdess has no clip of dataset.emotions"):
         UtteranceDataModule(iemocap, random_split, eval_clips={"ravdess": ravdess}, emotions=four)

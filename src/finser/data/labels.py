@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -11,6 +12,8 @@ from pathlib import Path
 
 from finser.errors import FinserError
 from finser.outputs import atomic_text, check_no_file_above, check_output
+
+log = logging.getLogger(__name__)
 
 EMOTIONS: tuple[str, ...] = ("neutral", "calm", "happy", "sad", "angry", "fear", "disgust", "surprise")
 SEGMENT = "#t="  # a clip cut from a longer file: ``<file>#t=<start>,<end>`` in seconds (W3C media-fragment syntax)
@@ -44,6 +47,20 @@ def check_labels(clips: Sequence[Clip], emotions: Sequence[str], what: str) -> N
             f"{what} has clips of emotions outside dataset.emotions={list(emotions)} ({counts}): choose a dataset "
             f"whose emotions are a subset of that set, or set dataset.emotions to one that holds them"
         )
+
+
+def within_emotions(clips: Sequence[Clip], emotions: Sequence[str], what: str) -> list[Clip]:
+    """An evaluation corpus's clips of the chosen emotions; the others are left out with one warning line (the
+    embedded corpus's eight beside a CREMA-D or IEMOCAP model), and none left is an error."""
+    kept = [clip for clip in clips if clip.emotion in emotions]
+    outside = Counter(clip.emotion for clip in clips if clip.emotion not in emotions)
+    if outside:
+        counts = ", ".join(f"{count} × {emotion}" for emotion, count in sorted(outside.items()))
+        log.warning("%s: left out %d clips of emotions outside dataset.emotions=%s (%s)", what,
+                    sum(outside.values()), list(emotions), counts)  # fmt: skip
+    if clips and not kept:
+        raise FinserError(f"{what} has no clip of dataset.emotions={list(emotions)}: evaluate on a corpus that has")
+    return kept
 
 
 def segment_path(path: str, start: float, end: float) -> str:

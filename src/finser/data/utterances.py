@@ -31,7 +31,7 @@ from finser.data.audio import STUDY_CROP, AudioSpec
 from finser.data.augment import split_tag
 from finser.data.cache import DecodedCache
 from finser.data.frames import cached_usable, load_clips, named_sets
-from finser.data.labels import EMOTIONS, Clip, check_emotions, check_labels
+from finser.data.labels import EMOTIONS, Clip, check_emotions, check_labels, within_emotions
 from finser.data.sampling import EpochSampler, ResumableLoader
 from finser.errors import FinserError
 
@@ -181,10 +181,11 @@ class UtteranceDataModule(L.LightningDataModule):
         super().__init__()
         self.emotions = check_emotions(emotions)
         check_labels(clips, self.emotions, "the dataset")
-        for name, members in (eval_clips or {}).items():
-            check_labels(members, self.emotions, f"eval_datasets.{name}")
         self.clips = train_subset(split(clips), train_fraction, seed)
-        self.eval_clips = dict(eval_clips or {})
+        self.eval_clips = {
+            name: within_emotions(members, self.emotions, f"eval_datasets.{name}")
+            for name, members in (eval_clips or {}).items()
+        }
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.spec = audio or STUDY_CROP
