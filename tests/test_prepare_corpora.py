@@ -206,3 +206,4 @@ def test_eval_scores_a_union_model_on_iemocap_with_the_checkpoint_s_eight_emotio
     results = train(tmp_path / "eval", "experiment=ser_baseline", f"ckpt={checkpoint}", *iemocap, script="eval.py")
     assert results["emotions"] == list(EMOTIONS)  # the model's outputs, not the dataset's four
     assert np.array(results["test/confusion"]).shape == (8, 8)
+    assert (tmp_path / "eval" / "run" / "confusion_test.png").is_file()  # in its run dir, not where eval.py started
