@@ -170,8 +170,8 @@ def test_train_ser_on_iemocap_has_four_outputs_and_predict_reports_them(iemocap_
         f"dataset.root={iemocap_root}",
         "eval_datasets.synthetic_unseen.n_speakers=2",  # the default evaluation corpus: its clips of the four
         "eval_datasets.synthetic_unseen.clips_per_emotion=1",
-        "datamodule.audio.offset=0.0",
-        "datamodule.audio.duration=1.0",
+        "dataset.audio.offset=0.0",
+        "dataset.audio.duration=1.0",
         "task.linear_probe=false",
         "split.fold=1",
     )
@@ -198,11 +198,11 @@ def test_train_ser_on_iemocap_has_four_outputs_and_predict_reports_them(iemocap_
 def test_eval_scores_a_union_model_on_iemocap_with_the_checkpoint_s_eight_emotions(
     iemocap_root: Path, tmp_path: Path
 ) -> None:
-    clip = ["datamodule.audio.offset=0.0", "datamodule.audio.duration=1.0", "task.linear_probe=false"]
+    clip = ["dataset.audio.offset=0.0", "dataset.audio.duration=1.0", "task.linear_probe=false"]
     synthetic = ["dataset.index.n_speakers=3", "dataset.index.clips_per_emotion=1"]
     train(tmp_path / "union", "experiment=ser_baseline", "eval_datasets=[]", *synthetic, *clip)
-    checkpoint = tmp_path / "union" / "run" / "ser_model.ckpt"
-    iemocap = [f"dataset.root={iemocap_root}", "dataset=iemocap", "eval_datasets=[]", *clip]
+    checkpoint = tmp_path / "union" / "run" / "ser_model.ckpt"  # eval.py cuts clips as it records
+    iemocap = [f"dataset.root={iemocap_root}", "dataset=iemocap", "eval_datasets=[]", "task.linear_probe=false"]
     results = train(tmp_path / "eval", "experiment=ser_baseline", f"ckpt={checkpoint}", *iemocap, script="eval.py")
     assert results["emotions"] == list(EMOTIONS)  # the model's outputs, not the dataset's four
     assert np.array(results["test/confusion"]).shape == (8, 8)

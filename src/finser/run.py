@@ -361,12 +361,10 @@ def evaluate_untrained(cfg: DictConfig, task: L.LightningModule, datamodule: L.L
 
 
 def tested_metrics(cfg: DictConfig, task: L.LightningModule, datamodule: L.LightningDataModule) -> dict[str, float]:
-    """Every test set's metrics for the network as it is, on one device, with nothing logged; what the task saves
-    (an SER task's confusion PNGs) goes into the run dir, not the directory the command was started from."""
+    """Every test set's metrics for the network as it is, on one device, with nothing logged or saved."""
     trainer = L.Trainer(
         accelerator=cfg.trainer.accelerator,
         devices=1,
-        default_root_dir=run_dir(),
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,
