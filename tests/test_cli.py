@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import shlex
 import subprocess
@@ -167,8 +168,10 @@ def entry_of(command: list[str]) -> tuple[str, list[str]]:
 def test_the_make_targets_pass_keys_their_commands_take() -> None:
     """``make report`` and ``make bench-scale`` (seen: ``--fraction``, argparse's form) parse as their commands do."""
     targets = ["report", "bench", "bench-scale", "RUNS=outputs/x", "SCALE=0.01"]
-    made = subprocess.run(["make", "-n", "-o", ".venv/.installed", *targets], cwd=REPO, capture_output=True,
-                          text=True, check=True, timeout=60).stdout  # fmt: skip
+    outer = {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}  # under `make test` the child make would print Entering/Leaving
+    environment = {name: value for name, value in os.environ.items() if name not in outer}
+    made = subprocess.run(["make", "-n", "--no-print-directory", "-o", ".venv/.installed", *targets], cwd=REPO,
+                          capture_output=True, text=True, check=True, timeout=60, env=environment).stdout  # fmt: skip
     commands = [shlex.split(line) for line in made.replace("\\\n", " ").splitlines()]
     entries = [entry_of(command) for command in commands]
     assert [entry for entry, _ in entries] == ["report", "benchmarks.__main__", "benchmarks.scale"]
