@@ -27,6 +27,7 @@ from tests.conftest import MFCC_CONFIG, REPO, published_before, read_results, ru
         ("training.batch_size=0", "training.batch_size=0"),
         ("training.lr=fast", "training.lr='fast'"),
         ("dataset.audio.duration=0.05", "dataset.audio.duration=0.05"),
+        ("ser_head.net.n_classes=5", "ser_head.net.n_classes=5: expected 8, one output per emotion of dataset"),
         ("seed=nan", "seed=nan: expected a whole number"),
         ("seed=99999999999999999999", "seed=99999999999999999999: expected a whole number"),
         ("training.num_workers=-1", "training.num_workers=-1: expected a whole number >= 0"),
@@ -38,7 +39,8 @@ from tests.conftest import MFCC_CONFIG, REPO, published_before, read_results, ru
 )
 def test_impossible_settings_are_refused_naming_the_key(override: str, key: str) -> None:
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[override, "experiment=ser_baseline"] if "audio" in override else [override])
+        ser = any(part in override for part in ("audio", "ser_head"))
+        cfg = compose("train", overrides=[override, "experiment=ser_baseline"] if ser else [override])
     with pytest.raises(FinserError, match=rf"impossible settings.*{key.replace('.', '[.]')}"):
         check_settings(cfg)
 

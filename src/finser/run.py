@@ -106,6 +106,12 @@ def check_settings(cfg: DictConfig, overrides: Sequence[str] = ()) -> None:
     duration = None if audio is None else audio.get("duration")
     if duration is not None and round(duration * audio.get("sample_rate", SAMPLE_RATE)) < N_FFT:
         problems.append(f"dataset.audio.duration={duration}: a crop shorter than one {N_FFT}-sample window")
+    emotions, outputs = OmegaConf.select(cfg, "dataset.emotions"), OmegaConf.select(cfg, "ser_head.net.n_classes")
+    if cfg.get("task_kind") == "ser" and emotions is not None and outputs != len(emotions):
+        problems.append(
+            f"ser_head.net.n_classes={outputs!r}: expected {len(emotions)}, one output per emotion of dataset.emotions "
+            f"({', '.join(emotions)}); leave it to the dataset"
+        )
     if problems:
         raise FinserError("impossible settings, nothing was run: " + "; ".join(problems))
 

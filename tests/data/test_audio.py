@@ -66,6 +66,17 @@ def test_study_crop_is_exactly_55125_samples_from_0_6_s() -> None:
     assert crop(ramp, AudioSpec()).size == ramp.size  # full length
 
 
+def test_a_clip_that_ends_before_the_offset_is_cut_from_its_start_as_predict_scores_it() -> None:
+    """Seen: a 0.5 s file under the study's crop (from 0.6 s) became 2.5 s of zeros with its emotion label; predict
+    scores such a file from its start (``inference.from_offset``), and so does training now."""
+    half_second = np.arange(1, SAMPLE_RATE // 2 + 1, dtype=np.float32)
+    cropped = crop(half_second, STUDY_CROP)
+    assert cropped.size == 55_125
+    np.testing.assert_array_equal(cropped[: half_second.size], half_second)
+    assert not cropped[half_second.size :].any()
+    np.testing.assert_array_equal(crop(half_second, AudioSpec(offset=0.6)), half_second)  # no duration: whole
+
+
 def test_band_limit_removes_above_cutoff_and_keeps_below() -> None:
     def energy(signal: np.ndarray) -> float:
         return float(np.mean(signal[2000:-2000] ** 2))

@@ -242,11 +242,16 @@ def fit_length(signal: np.ndarray, n_samples: int) -> np.ndarray:
 
 
 def crop(signal: np.ndarray, spec: AudioSpec) -> np.ndarray:
-    """The study's ``librosa.load(offset=0.6, duration=2.5)``, zero-padded so every clip has the same length."""
+    """The study's ``librosa.load(offset=0.6, duration=2.5)``, zero-padded so every clip has the same length.
+
+    A signal that ends before the offset is cut from its start, as predict scores such a file
+    (``inference.from_offset``): the study's load would give only zeros under the clip's emotion label.
+    """
     start = round(spec.offset * spec.sample_rate)
-    if spec.n_samples is None:
-        return signal[start:] if start < signal.size else signal
-    return fit_length(signal[start : start + spec.n_samples], spec.n_samples)
+    start = start if start < signal.size else 0
+    return (
+        signal[start:] if spec.n_samples is None else fit_length(signal[start : start + spec.n_samples], spec.n_samples)
+    )
 
 
 def band_limit(signal: np.ndarray, cutoff_hz: float | None, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

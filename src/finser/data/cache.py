@@ -42,7 +42,7 @@ from finser.errors import FinserError
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: a clip that ends before the offset is cut from its start (was all zeros)
 SHARD_SAMPLES = 64 * 1024 * 1024  # 256 MB of float32 per shard
 BYTES = 4
 
