@@ -46,7 +46,9 @@ def test_ddp_on_slurm_without_a_device_count_says_what_to_give() -> None:
 
 def test_local_launchers_compose_without_warnings() -> None:
     assert launcher("hydra/launcher=slurm_local", "trainer=gpu").gpus_per_node == 1
-    assert launcher("hydra/launcher=slurm_local").tasks_per_node == 1  # Lightning starts its own DDP processes
+    assert launcher("hydra/launcher=slurm_local").tasks_per_node == 1
+    ddp = launcher("hydra/launcher=slurm_local", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2")
+    assert (ddp.tasks_per_node, ddp.gpus_per_node) == (2, None)  # one task per rank, as on SLURM (finser.cluster)
     assert launcher("hydra/launcher=parallel").n_jobs == 2
 
 
@@ -61,7 +63,8 @@ def check(*overrides: str) -> None:
 @pytest.mark.parametrize(
     ("bare", "ours", "trainer"),
     [("submitit_slurm", "slurm", ["trainer=gpu"]), ("submitit_slurm", "slurm", ["trainer=ddp", "trainer.devices=4"]),
-     ("submitit_local", "slurm_local", ["trainer=gpu"])],
+     ("submitit_local", "slurm_local", ["trainer=gpu"]),
+     ("submitit_local", "slurm_local", ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"])],
 )  # fmt: skip
 def test_a_plugins_bare_launcher_that_would_drop_the_trainers_gpus_names_finsers(bare, ours, trainer) -> None:
     """Hydra's docs name the plugins' configs; theirs request no GPU and one task, so a GPU run would get none."""

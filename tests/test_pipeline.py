@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,34 @@ def test_pretrain_missing_runs_the_pretraining_command_for_each_missing_fin(tmp_
     assert torch.equal(task.net.front_end.fins["mfcc"].dct.weight, published.dct.weight)
     assert loaded.checkpoints == {feature: tmp_path / f"{feature}_spectral.ckpt" for feature in FEATURES}
     assert not hasattr(task, "fin_checkpoints")  # the task gets only what it uses (the lineage is the run's)
+
+
+def test_missing_fins_are_pretrained_once_by_concurrent_jobs_each_as_a_lone_process(
+    tmp_path: Path, fin_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # fmt: skip
+    """Two DDP ranks of a submitit job (or two parallel jobs) find the same FINs missing: one pre-trains them while
+    the other waits, then loads them. The pre-training child gets none of the launcher's rank variables: as rank 1
+    of a two-task job it would wait for a second rank that never starts."""
+    present = ("zcr", "rms", "chroma")
+    for feature in present:
+        (tmp_path / f"{feature}_spectral.ckpt").write_bytes((fin_dir / f"{feature}_spectral.ckpt").read_bytes())
+    monkeypatch.setenv("SUBMITIT_EXECUTOR", "local")
+    monkeypatch.setenv("SUBMITIT_LOCAL_NTASKS", "2")
+    monkeypatch.setenv("SUBMITIT_LOCAL_GLOBALID", "1")
+    monkeypatch.setenv("RANK", "1")
+    script = tmp_path / "fake_train.py"
+    script.write_text(
+        "import os, sys, time\nfrom pathlib import Path\n"
+        "args = dict(a.split('=', 1) for a in sys.argv[1:])\n"
+        "assert not {'RANK', 'SUBMITIT_LOCAL_NTASKS', 'SUBMITIT_LOCAL_GLOBALID'} & set(os.environ), 'a rank'\n"
+        f"with open({str(tmp_path / 'runs.txt')!r}, 'a') as runs:\n    runs.write(args['feature'] + '\\n')\n"
+        "time.sleep(0.5)\n"
+        f"source = Path({str(fin_dir)!r}) / f\"{{args['feature']}}_spectral.ckpt\"\n"
+        "(Path(args['paths.fin_dir']) / source.name).write_bytes(source.read_bytes())\n"
+    )
+    weights = FrontEndWeights("pretrained", tmp_path, pretrain_missing=True, train_script=script)
+    with ThreadPoolExecutor(2) as jobs:
+        loaded = list(jobs.map(lambda _: weights.apply(FINFrontEnd("spectral")), range(2)))
+    runs = (tmp_path / "runs.txt").read_text().split()
+    assert sorted(runs) == sorted(set(FEATURES) - set(present))  # each missing FIN once, not once per job
+    assert all(set(each.checkpoints) == set(FEATURES) for each in loaded)

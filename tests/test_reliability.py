@@ -176,3 +176,21 @@ def test_joblib_runs_sharing_a_fresh_cache_neither_corrupt_nor_duplicate_it(tmp_
         assert not list(store.glob(".*.tmp"))
         spec = json.loads((store / "spec.json").read_text())
         assert DecodedCache(cache, AudioSpec(**spec["spec"]), spec["seed"]).verify() == []
+
+
+def test_ddp_under_the_local_slurm_launcher_runs_one_task_per_rank(tmp_path: Path, cache_dir: Path) -> None:
+    """Seen: ``hydra/launcher=slurm_local trainer=ddp`` died at the start of training, Lightning relaunching its DDP
+    ranks from submitit's entry script (``_submit.py: error: unrecognized arguments: hydra.run.dir=...``). As on
+    SLURM, the job now has one task per device and Lightning joins them (finser.cluster); both ranks test their half
+    of the clips."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    run_train(tmp_path / "job", cache_dir, "-m", "hydra/launcher=slurm_local", "hydra.sweep.subdir=${hydra.job.num}",
+              *RESUMABLE["ser"], "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+              "trainer.sync_batchnorm=false")  # fmt: skip
+    job = tmp_path / "job" / "multirun"
+    task_logs = sorted(path.name.split("_")[1] for path in job.glob(".submitit/*/*_log.err"))
+    assert task_logs == ["0", "1"]  # submitit started both ranks; neither relaunched the other
+    results = read_results(job / "0")
+    assert results["test/acc/synthetic"] == pytest.approx(results["test/acc"])
+    assert sum(map(sum, results["test/confusion"])) >= 8  # both halves of the test clips
+    assert "MEMBER: 2/2" in (job / "0" / "train.log").read_text()

@@ -72,7 +72,7 @@ def check_launcher(choice: str | None, launcher: object, trainer: object) -> Non
     if choice not in FINSER_LAUNCHERS:
         return
     accelerator, devices = trainer.get("accelerator"), trainer.get("devices", 1)
-    needed = (gpus_per_node(accelerator, devices), devices_per_node(devices) if choice == "submitit_slurm" else 1)
+    needed = (gpus_per_node(accelerator, devices), devices_per_node(devices))
     requested = (launcher.get("gpus_per_node") or None, launcher.get("tasks_per_node") or 1)
     if requested != needed:
         raise FinserError(

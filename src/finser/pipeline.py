@@ -21,12 +21,15 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from finser.cluster import one_process_environment
+from finser.data.locks import exclusive
 from finser.errors import FinserError
 from finser.models.checkpoint import load_model
 
 log = logging.getLogger(__name__)
 
 FRONT_END_INITS = ("pretrained", "random", "closed_form")
+PRETRAINING_LOCK = ".pretraining.lock"  # in the FIN folder, held while missing FINs are pre-trained
 
 
 class FrontEnd(Protocol):
@@ -68,6 +71,19 @@ def ensure_fin_checkpoints(
             f"missing FIN checkpoint(s) {', '.join(str(paths[f]) for f in missing)}: produce them with\n{commands}\n"
             "or pass fin.pretrain_missing=true to pre-train them first"
         )
+    Path(fin_dir).mkdir(parents=True, exist_ok=True)
+    with exclusive(Path(fin_dir) / PRETRAINING_LOCK):  # parallel jobs and DDP ranks: one pre-trains, the rest load
+        missing = [feature for feature in missing if not Path(paths[feature]).is_file()]
+        pretrain(missing, paths, arch, fin_dir, train_script, pretrain_overrides)
+
+
+def pretrain(
+    missing: Sequence[str], paths: Mapping[str, Path], arch: str, fin_dir: Path, train_script: str | Path,
+    pretrain_overrides: Sequence[str],
+) -> None:  # fmt: skip
+    """``train.py`` for each missing FIN, as a process of its own (never one rank of this job's launcher)."""
+    if not missing:
+        return
     log.info(
         "%d FIN checkpoint(s) missing in %s (%s): pre-training them first (fin.pretrain_missing=true, the default on "
         "a generated corpus)", len(missing), fin_dir, ", ".join(missing),
@@ -83,7 +99,8 @@ def ensure_fin_checkpoints(
             *pretrain_overrides,
         ]
         log.info("pre-training the missing %s FIN: %s", feature, " ".join(command))
-        if subprocess.run(command, check=False).returncode != 0 or not Path(paths[feature]).is_file():
+        pretrained = subprocess.run(command, check=False, env=one_process_environment())
+        if pretrained.returncode != 0 or not Path(paths[feature]).is_file():
             raise FinserError(f"pre-training the {feature} FIN failed: run `{' '.join(command)}` to see why")
 
 

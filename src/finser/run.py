@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import re
 import shutil
 import tempfile
@@ -30,6 +29,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.tree import Tree
 
+from finser.cluster import cluster_plugins, is_rank_zero
 from finser.console import drop_library_handlers
 from finser.cores import limit_threads, threads_per_process, usable_cores
 from finser.data.audio import recorded_clip
@@ -290,8 +290,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     limit_threads(threads_per_process(concurrent_processes(cfg)))
     drop_library_handlers()
     output_dir = run_dir()
-    rank_zero = int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
-    if rank_zero:
+    if is_rank_zero():
         print_config_tree(cfg, output_dir / "config_resolved.yaml")
     L.seed_everything(cfg.seed, workers=True)
 
@@ -302,7 +301,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
     callbacks: list[Callback] = instantiate_list(cfg.get("callbacks"), "callback")
     loggers: list[Logger] = instantiate_list(cfg.get("logger"), "logger")
     log.info("Instantiating trainer <%s>", cfg.trainer._target_)
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    plugins = {"plugins": cluster_plugins()} if cluster_plugins() else {}  # a multi-task submitit local job's ranks
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **plugins)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
