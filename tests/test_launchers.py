@@ -8,6 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from finser.cluster import check_rank_launch
 from finser.errors import FinserError
 from finser.launch import check_launcher, register_resolvers
 from tests.conftest import REPO
@@ -76,3 +77,29 @@ def test_a_plugins_bare_launcher_that_would_drop_the_trainers_gpus_names_finsers
 @pytest.mark.parametrize("bare", ["submitit_slurm", "submitit_local", "joblib"])
 def test_a_plugins_bare_launcher_on_cpu_behaves_as_finsers(bare) -> None:
     check(f"hydra/launcher={bare}")  # one CPU task, no GPU: what ours requests; resuming works under either name
+
+
+@pytest.mark.parametrize(
+    ("trainer", "multirun", "environment", "refused"),
+    [
+        ({"strategy": "ddp", "devices": 2}, True, {}, True),
+        ({"strategy": "ddp", "devices": "0,1", "accelerator": "gpu"}, True, {}, True),
+        ({"strategy": "ddp", "devices": [0, 1], "accelerator": "gpu"}, True, {}, True),
+        ({"strategy": "ddp", "devices": 2}, False, {}, False),  # one run: its command line is its own
+        ({"strategy": "ddp_spawn", "devices": 2}, True, {}, False),  # started without the command line
+        ({"strategy": "ddp", "devices": 1}, True, {}, False),
+        ({"strategy": "ddp", "devices": "auto", "accelerator": "cpu"}, True, {}, False),
+        ({"strategy": "ddp", "devices": 2}, True, {"SUBMITIT_EXECUTOR": "local", "SUBMITIT_LOCAL_NTASKS": "2"}, False),
+        ({"strategy": "ddp", "devices": 2}, True, {"LOCAL_RANK": "1"}, False),  # a rank Lightning started
+    ],
+)
+def test_ddp_lightning_would_relaunch_in_a_sweep_is_refused(trainer, multirun, environment, refused, monkeypatch):
+    for name in ("SUBMITIT_EXECUTOR", "SUBMITIT_LOCAL_NTASKS", "LOCAL_RANK", "SLURM_NTASKS", "TORCHELASTIC_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    if refused:
+        with pytest.raises(FinserError, match=r"trainer=ddp in a sweep \(-m\) with hydra/launcher=parallel"):
+            check_rank_launch(trainer, multirun, "parallel")
+    else:
+        check_rank_launch(trainer, multirun, "parallel")

@@ -194,3 +194,17 @@ def test_ddp_under_the_local_slurm_launcher_runs_one_task_per_rank(tmp_path: Pat
     assert results["test/acc/synthetic"] == pytest.approx(results["test/acc"])
     assert sum(map(sum, results["test/confusion"])) >= 8  # both halves of the test clips
     assert "MEMBER: 2/2" in (job / "0" / "train.log").read_text()
+
+
+def test_ddp_that_lightning_would_start_in_a_local_sweep_is_refused_naming_what_works(
+    tmp_path: Path, cache_dir: Path
+) -> None:  # fmt: skip
+    """Seen: ``python train.py -m trainer=ddp ... seed=0,1`` exited 0, but Lightning re-ran the whole command line,
+    ``-m seed=0,1`` included, as rank 1: that child ran its own sweep, its seed-0 job joining the parent's seed-1
+    job as one DDP run of two configurations. A sweep job has no command line of its own to relaunch."""
+    result = run_train(tmp_path, cache_dir, "-m", *RESUMABLE["ser"], "trainer=ddp", "trainer.accelerator=cpu",
+                       "trainer.devices=2", "trainer.sync_batchnorm=false", "seed=0,1", check=False)  # fmt: skip
+    assert result.returncode == 1
+    assert "trainer=ddp in a sweep (-m) with hydra/launcher=basic" in result.stderr
+    assert "hydra/launcher=slurm_local" in result.stderr
+    assert not list((tmp_path / "multirun").glob("*/checkpoints"))

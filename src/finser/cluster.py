@@ -3,14 +3,19 @@
 On SLURM, Lightning's ``SLURMEnvironment`` joins the tasks a job started. submitit's local executor
 (``hydra/launcher=slurm_local``) starts its tasks the same way but sets only its own variables, which Lightning does
 not read: it would start the DDP ranks itself, re-running submitit's entry script, which refuses Hydra's arguments.
-:class:`SubmititLocalEnvironment` joins them instead, so a local job behaves as the SLURM one it rehearses.
+:class:`SubmititLocalEnvironment` joins them instead, so a local job behaves as the SLURM one it rehearses. A sweep
+job under the basic or joblib launcher has no command line of its own for Lightning to re-run: DDP that Lightning
+would start there is refused (:func:`check_rank_launch`).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
-from lightning.fabric.plugins.environments import ClusterEnvironment
+import torch
+from lightning.fabric.plugins.environments import ClusterEnvironment, SLURMEnvironment, TorchElasticEnvironment
 
 from finser.errors import FinserError
 
@@ -80,6 +85,39 @@ class SubmititLocalEnvironment(ClusterEnvironment):
                 f"the submitit job has {self.world_size()} tasks but the trainer wants {num_devices} device(s) on "
                 f"{num_nodes} node(s): hydra/launcher=slurm_local requests one task per trainer.devices"
             )
+
+
+def ranks_started_outside() -> bool:
+    """Whether this process's DDP ranks were started by its launcher (SLURM, torchrun, submitit) or by Lightning's
+    own launch of this very process (``LOCAL_RANK``), so Lightning starts none."""
+    detected = (SLURMEnvironment, TorchElasticEnvironment, SubmititLocalEnvironment)
+    return "LOCAL_RANK" in os.environ or any(environment.detect() for environment in detected)
+
+
+def device_count(trainer: Mapping[str, Any]) -> int:
+    """How many devices (one rank each) ``trainer.devices`` asks for: ``auto`` and -1 are every visible GPU on a GPU
+    trainer, one CPU process otherwise."""
+    devices = trainer.get("devices", 1)
+    if devices in ("auto", -1, "-1"):
+        return torch.cuda.device_count() if trainer.get("accelerator") in ("gpu", "cuda", "auto") else 1
+    if isinstance(devices, str):
+        return len([device for device in devices.split(",") if device.strip()]) if "," in devices else int(devices)
+    return devices if isinstance(devices, int) else len(devices)
+
+
+def check_rank_launch(trainer: Mapping[str, Any], multirun: bool, launcher: str | None) -> None:
+    """Refuse DDP that Lightning would start itself inside a sweep job: it starts each rank by re-running the
+    command line, and a sweep job has none of its own (the sweep's, ``-m`` and every value, would run again as rank
+    1, or another launcher's worker script would)."""
+    strategy = str(trainer.get("strategy", "auto"))
+    relaunched = strategy.startswith("ddp") and not any(kind in strategy for kind in ("spawn", "fork", "notebook"))
+    if multirun and relaunched and device_count(trainer) > 1 and not ranks_started_outside():
+        raise FinserError(
+            f"trainer=ddp in a sweep (-m) with hydra/launcher={launcher or 'basic'}: Lightning would start each rank "
+            "by re-running the sweep's command line. Use hydra/launcher=slurm_local (this machine) or "
+            "hydra/launcher=slurm, which start one task per rank, or run each configuration as its own "
+            "`python train.py ...`"
+        )
 
 
 def cluster_plugins() -> list[ClusterEnvironment]:

@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.tree import Tree
 
-from finser.cluster import cluster_plugins, is_rank_zero
+from finser.cluster import check_rank_launch, cluster_plugins, is_rank_zero
 from finser.console import drop_library_handlers
 from finser.cores import limit_threads, threads_per_process, usable_cores
 from finser.data.audio import recorded_clip
@@ -287,6 +287,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
     if HydraConfig.initialized():
         hydra = HydraConfig.get()
         check_launcher(hydra.runtime.choices.get("hydra/launcher"), hydra.launcher, cfg.trainer)
+        check_rank_launch(cfg.trainer, hydra.mode == RunMode.MULTIRUN, hydra.runtime.choices.get("hydra/launcher"))
     limit_threads(threads_per_process(concurrent_processes(cfg)))
     drop_library_handlers()
     output_dir = run_dir()
