@@ -11,6 +11,7 @@ from finser.data.synthetic import SyntheticCorpusSpec, clip_audio
 from finser.data.utterances import Utterance
 from finser.features import FEATURES, SAMPLE_RATE
 from finser.models.fin import spectral_fin
+from finser.models.ser import FINFrontEnd
 from finser.tasks.references import PROBE_C, fin_drift, linear_probe, time_mean_features
 from finser.tasks.ser import classification_metrics
 
@@ -68,3 +69,21 @@ def test_an_untouched_closed_form_fin_imitates_its_feature() -> None:
     drift = fin_drift(fins, speech)
     assert set(drift) == set(FEATURES)
     assert all(value == pytest.approx(1.0, abs=0.01) for value in drift.values()), drift
+
+
+def test_the_own_input_probe_reads_the_front_ends_values_and_leaves_its_mode() -> None:
+    """A frozen FIN front-end's head sees the FINs' values: the closed-form spectral FINs give the exact features'
+    time-means closely, the same FINs redrawn at random do not, and the front-end goes back to training mode."""
+    clips = tones(1, seed=0)
+    exact, _ = time_mean_features(clips)
+    front_end = FINFrontEnd("spectral").train()
+    constructed, emotions = time_mean_features(clips, front_end=front_end)
+    assert emotions.tolist() == list(range(N_CLASSES)) and all(module.training for module in front_end.modules())
+    np.testing.assert_allclose(constructed, exact, atol=0.05 * np.abs(exact).max())  # the construction imitates
+    torch.manual_seed(0)
+    front_end.randomize_()
+    redrawn, _ = time_mean_features(clips, front_end=front_end)
+    assert not np.allclose(redrawn, exact, atol=0.05 * np.abs(exact).max())
+    sets = {"train": tones(6, seed=0), "val": tones(3, seed=1), "test": tones(3, seed=2)}
+    results = linear_probe(sets, classification_metrics(N_CLASSES), {"test": "test/"}, front_end=front_end)
+    assert results["C"] in PROBE_C and "test/f1_macro" in results

@@ -311,3 +311,24 @@ def test_confusions_of_runs_with_other_emotion_sets_are_never_summed(tmp_path: P
     assert [(labels, matrix.trace()) for _, matrix, labels in panels] == [(list(EMOTIONS), 16), (four, 8)]
     assert "4 emotions" in panels[1][0] and "2 seed(s)" in panels[0][0]
     assert plot_confusions(grouped, tmp_path / "confusion.png").is_file()
+
+
+def test_frozen_runs_are_flagged_by_the_probe_on_their_own_input(tmp_path: Path) -> None:
+    """A frozen FIN head sees the FINs' values: scored above the probe on those but below the exact features' probe,
+    it has learned what its input holds; the table shows both probes, and only a run below its own is flagged."""
+    for seed, score in enumerate([0.50, 0.54]):
+        fake_run(tmp_path / "runs", f"frozen_{seed}", {
+            "experiment": "ser_fin_frozen", "variant": "frozen", "head": "conv1d", "seed": seed,
+            "test/f1_macro": score, "reference/linear_probe/test/f1_macro": score + 0.1,
+            "reference/own_input_probe/test/f1_macro": score - 0.05,
+        })  # fmt: skip
+        fake_run(tmp_path / "runs", f"baseline_{seed}", {
+            "experiment": "ser_baseline", "variant": "baseline", "head": "conv1d", "seed": seed,
+            "test/f1_macro": score, "reference/linear_probe/test/f1_macro": score + 0.1,
+        })  # fmt: skip
+    text = write_report([tmp_path / "runs"], tmp_path / "report").read_text()
+    assert (
+        "| frozen | conv1d | – | 2 | – | 0.520 ± 0.028 | – | 0.620 ± 0.028 (on its own input: 0.470 ± 0.028) |  |"
+        in text
+    )
+    assert "| baseline | conv1d | – | 2 | – | 0.520 ± 0.028 | – | 0.620 ± 0.028 | **below its linear probe** |" in text

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 SER_METRICS = (("test/acc", "accuracy"), ("test/f1_macro", "macro F1"), ("test/f1_weighted", "weighted F1"))
 VARIANT_ORDER = ("baseline", "frozen", "finetuned", "scratch")
 PROBE = "reference/linear_probe/"  # the keys of each SER run's linear-probe reference (finser.tasks.references)
+OWN_PROBE = "reference/own_input_probe/"  # frozen FINs: the same probe on the FINs' values, what their head sees
 
 
 def find_results(paths: Iterable[str | Path]) -> list[dict]:
@@ -168,8 +169,11 @@ def ser_table(results: list[dict]) -> str:
         return "_No SER runs found._"
     rows = []
     for (variant, head, held_out), entries in grouped.items():
-        below = mean_of(entries, "test/f1_macro") < mean_of(entries, f"{PROBE}test/f1_macro")
+        probes = [own_probe(entry) for entry in entries if own_probe(entry) is not None]
+        below = bool(probes) and mean_of(entries, "test/f1_macro") < float(np.mean(probes))
         probe = mean_std([entry[f"{PROBE}test/f1_macro"] for entry in entries if f"{PROBE}test/f1_macro" in entry])
+        own = [entry[f"{OWN_PROBE}test/f1_macro"] for entry in entries if f"{OWN_PROBE}test/f1_macro" in entry]
+        probe += f" (on its own input: {mean_std(own)})" if own else ""
         rows.append([variant, head, held_out, len(entries), *metric_cells(entries), probe,
                      "**below its linear probe**" * below])  # fmt: skip
     for held_out in sorted({held_out for _, _, held_out in grouped}):
@@ -549,9 +553,15 @@ def plot_fractions(results: list[dict], path: Path) -> Path | None:
     return save_figure(figure, path, axis)
 
 
+def own_probe(entry: dict) -> float | None:
+    """Test macro F1 of the probe on what the run's head sees: the frozen FINs' values where they were probed, the
+    exact features otherwise."""
+    return entry.get(f"{OWN_PROBE}test/f1_macro", entry.get(f"{PROBE}test/f1_macro"))
+
+
 def below_probe(entry: dict) -> bool:
     """The run scored under its own linear probe: under-trained, so it says nothing about what FINs do."""
-    probe = entry.get(f"{PROBE}test/f1_macro")
+    probe = own_probe(entry)
     return probe is not None and entry.get("test/f1_macro", math.inf) < probe
 
 
@@ -641,7 +651,7 @@ def claims_section(results: list[dict]) -> str:
     if left_out:
         parts.append("Left out, below their linear probe (under-trained):\n" + "\n".join(
             f"- {entry.get('run_dir', '?')} ({entry.get('variant')}, macro F1 {entry['test/f1_macro']:.3f} < probe "
-            f"{entry[f'{PROBE}test/f1_macro']:.3f})" for entry in left_out))  # fmt: skip
+            f"{own_probe(entry):.3f})" for entry in left_out))  # fmt: skip
     for name, text in claims.items():
         found = lines[name] or ["- no fine-tuned runs with a baseline or scratch to compare: **not enough runs**"]
         parts.append(f"### {name}\n\n{text}\n\n" + "\n".join(found))
@@ -700,7 +710,11 @@ def write_report(
         "## SER\n\nTest metrics as mean ± std over seeds (sample std); paired comparisons match runs by seed. Each "
         "run's linear probe is a logistic regression on the same clips' time-mean exact features (standardised, C "
         "chosen on the validation clips): a network below it has not learned what a linear model finds in its own "
-        "input.\n\n" + ser_table(full_data) + "\n\n" + study_ser_line(),
+        "input. A frozen FIN front-end's head sees the FINs' values instead, so its runs are also probed on those "
+        "('on its own input'), and that probe decides whether they are flagged.\n\n"
+        + ser_table(full_data)
+        + "\n\n"
+        + study_ser_line(),
         "## Front-ends\n\nEvery front-end under the same data, split, head, schedule and seeds (docs/ser.md, 'The "
         "controls'): its parameters and operations per frame (front-end and compression, all ops counted as for the "
         "FINs), test macro F1 as mean ± std over seeds (and folds where run), the linear probe of the same clips, and "

@@ -176,6 +176,7 @@ def test_frozen_fins_are_bit_identical_after_training_and_the_net_rebuilds_witho
         assert metrics[f"fin_drift/{feature}/r2"] == pytest.approx(r2, abs=1e-6), feature
         assert metrics[f"fin_drift/{feature}/r2_pretrained"] == pytest.approx(PRETRAINED_R2)
     assert 0 <= metrics["reference/linear_probe/test/f1_macro"] <= 1 and metrics["reference/linear_probe/C"] > 0
+    assert 0 <= metrics["reference/own_input_probe/test/f1_macro"] <= 1  # on the frozen FINs' own values
 
     config = {
         "_target_": "finser.models.ser.SERModel",

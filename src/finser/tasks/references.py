@@ -3,7 +3,8 @@
 * The linear probe: a logistic regression on the same clips' time-mean exact features (the 162 values the study's
   head classifies: ``finser.features.compute_all`` per frame, mel power as log10 like every head sees it, averaged
   over the clip's frames), standardised on the training clips, its C chosen on the validation clips. A network
-  that scores below it has not learned what a linear model finds in its own input.
+  that scores below it has not learned what a linear model finds in its own input. A frozen FIN front-end's head
+  sees the FINs' values, not the exact features: its own-input probe is the same regression on those.
 * FIN drift: each FIN's R² against its exact feature on the test clips' frames after SER training (variance-
   weighted for multi-output features, as in FIN pre-training): do fine-tuned FINs still imitate their features?
 """
@@ -42,27 +43,36 @@ def batches(dataset: Dataset, batch_size: int = BATCH_SIZE) -> Iterator[dict]:
 
 
 @torch.no_grad()
-def time_mean_features(dataset: Dataset, features: Sequence[str] = FEATURES) -> tuple[np.ndarray, np.ndarray]:
-    """Each clip's time-mean exact ``features`` (clips, 162 for all five) and its emotion index (clips,)."""
-    model = SERModel(ExactFrontEnd(features), TimeMean()).eval()
-    features, emotions = [], []
+def time_mean_features(
+    dataset: Dataset, features: Sequence[str] = FEATURES, front_end: nn.Module | None = None
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Each clip's time-mean exact ``features`` (clips, 162 for all five), or ``front_end``'s values as the head
+    sees them (mel power as log10), and its emotion index (clips,)."""
+    front_end = ExactFrontEnd(features) if front_end is None else front_end
+    device = next(front_end.parameters(), torch.empty(0)).device
+    model, modes = SERModel(front_end, TimeMean()), [module.training for module in front_end.modules()]
+    model.eval()
+    values, emotions = [], []
     for batch in batches(dataset):
-        features.append(model(batch["waveform"], batch["length"]))
+        values.append(model(batch["waveform"].to(device), batch["length"].to(device)).cpu())
         emotions.append(batch["emotion"])
-    return torch.cat(features).double().numpy(), torch.cat(emotions).numpy()
+    for module, training in zip(front_end.modules(), modes, strict=True):
+        module.train(training)  # a network's own front-end goes back as it was
+    return torch.cat(values).double().numpy(), torch.cat(emotions).numpy()
 
 
 def linear_probe(
     sets: Mapping[str, Dataset], classification_metrics: MetricCollection, test_prefixes: Mapping[str, str],
-    grid: Sequence[float] = PROBE_C, features: Sequence[str] = FEATURES,
+    grid: Sequence[float] = PROBE_C, features: Sequence[str] = FEATURES, front_end: nn.Module | None = None,
 ) -> dict[str, float]:  # fmt: skip
     """Fit on ``sets["train"]``, pick C by macro F1 on ``sets["val"]`` (the smallest C of a tie), score every set;
-    on the time-mean exact ``features`` (the network's own subset when its front-end takes one).
+    on the time-mean exact ``features`` (the network's own subset when its front-end takes one), or on a frozen
+    ``front_end``'s own values (the head's input, not the features it imitates).
 
     ``classification_metrics`` is the network's own (torchmetrics) collection; ``test_prefixes`` maps each test
     set's name to its key prefix (``test/``, ``eval/<name>/``). Returns e.g. ``test/f1_macro`` and ``C``.
     """
-    data = {name: time_mean_features(sets[name], features) for name in ("train", "val", *test_prefixes)}
+    data = {name: time_mean_features(sets[name], features, front_end) for name in ("train", "val", *test_prefixes)}
     scaler = StandardScaler().fit(data["train"][0])
 
     def scores(model: LogisticRegression, name: str) -> dict[str, float]:

@@ -108,6 +108,9 @@ class SERTask(L.LightningModule):
         # feature → the published FIN the front-end was loaded from (W&B lineage), and its test R² in pre-training
         self.linear_probe = linear_probe
         self.probe_results: dict[str, float] = {}  # the same clips every test: fitted once
+        # a frozen learned front-end (FINs): its head's input is the FINs' values, probed as well
+        self.own_input_probed = not front_end_trainable and hasattr(net.front_end, "fins")
+        self.own_input_probe_results: dict[str, float] = {}
         self.fin_drift = fin_drift
         self.fin_pretrained_r2 = {str(feature): float(r2) for feature, r2 in (fin_pretrained_r2 or {}).items()}
         net.front_end.requires_grad_(front_end_trainable)
@@ -228,18 +231,25 @@ class SERTask(L.LightningModule):
         self.log_references()
 
     def log_references(self) -> None:
-        """Beside the network's scores: the linear probe on the same clips (``reference/linear_probe/...``) and
+        """Beside the network's scores: the linear probe on the same clips (``reference/linear_probe/...``; for frozen
+        FINs also on their own values, ``reference/own_input_probe/...``) and
         each FIN's R² against its feature on the test clips (``fin_drift/<feature>/r2``, with ``r2_pretrained``
         from its pre-training when the published FIN says it). See :mod:`finser.tasks.references`."""
         sets = getattr(self.trainer.datamodule, "sets", None) or {}
         if self.linear_probe and sets:
+            prefixes = {name: self.prefix(name) for name in self.test_set_names}
             if not self.probe_results:
-                prefixes = {name: self.prefix(name) for name in self.test_set_names}
                 features = getattr(self.net.front_end, "features", FEATURES)  # SincNet, LEAF: the study's five
                 metrics = classification_metrics(len(self.emotions))
                 self.probe_results = references.linear_probe(sets, metrics, prefixes, features=features)
             for key, value in self.probe_results.items():
                 self.log(f"reference/linear_probe/{key}", value, add_dataloader_idx=False)
+            if self.own_input_probed and not self.own_input_probe_results:
+                self.own_input_probe_results = references.linear_probe(
+                    sets, classification_metrics(len(self.emotions)), prefixes, front_end=self.net.front_end
+                )
+            for key, value in self.own_input_probe_results.items():
+                self.log(f"reference/own_input_probe/{key}", value, add_dataloader_idx=False)
         fins = getattr(self.net.front_end, "fins", None)
         if self.fin_drift and fins is not None and "test" in sets:
             for feature, r2 in references.fin_drift(fins, sets["test"], self.device).items():
