@@ -79,7 +79,8 @@ def test_a_preempted_slurm_job_is_requeued_and_ends_like_an_uninterrupted_run(tm
     (submitit_log,) = job.glob(".submitit/*/*_0_log.err")
     assert "Requeued job" in submitit_log.read_text()
     train_log = (job / "0" / "train.log").read_text()
-    assert f"requeue signal: wrote {job / '0' / 'checkpoints' / 'last.ckpt'} at epoch 1, step 4" in train_log
+    # each rank says so: the tiny corpus's training clips over 2 ranks of batch 8 are one step per epoch
+    assert train_log.count(f"requeue signal: wrote {job / '0' / 'checkpoints' / 'last.ckpt'} at epoch 1, step 2") == 2
     assert f"Restoring states from the checkpoint path at {job / '0' / 'checkpoints' / 'last.ckpt'}" in train_log
     whole, requeued = read_results(tmp_path / "whole" / "run"), read_results(job / "0")
     tested = [key for key in whole["metrics"] if key.startswith(("test/", "eval/"))]
@@ -208,3 +209,29 @@ def test_ddp_that_lightning_would_start_in_a_local_sweep_is_refused_naming_what_
     assert "trainer=ddp in a sweep (-m) with hydra/launcher=basic" in result.stderr
     assert "hydra/launcher=slurm_local" in result.stderr
     assert not list((tmp_path / "multirun").glob("*/checkpoints"))
+
+
+def test_a_preempted_ddp_job_resumes_both_ranks_and_ends_like_an_uninterrupted_ddp_run(
+    tmp_path: Path, cache_dir: Path
+) -> None:  # fmt: skip
+    """Both ranks of a 2-task slurm_local job get the signal after epoch 1's first step: they agree to write
+    last.ckpt there (a collective), submitit requeues the job, and both ranks resume from that step; the test
+    metrics equal those of the same DDP run uninterrupted."""
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    ddp = ("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "trainer.sync_batchnorm=false")
+    overrides = (*RESUMABLE["ser"], *ddp, "seed=5", "training.max_epochs=3", "training.limit_train_batches=3")
+    run_train(tmp_path / "whole", cache_dir, *overrides)
+    preempt = ("+callbacks.preempt._target_=tests.interrupt.PreemptOnce", "+callbacks.preempt.epoch=1")
+    run_train(tmp_path / "job", cache_dir, "-m", "hydra/launcher=slurm_local", "hydra.sweep.subdir=${hydra.job.num}",
+              *overrides, *preempt)  # fmt: skip
+    job = tmp_path / "job" / "multirun"
+    for rank in (0, 1):
+        (task_log,) = job.glob(f".submitit/*/*_{rank}_log.err")
+        assert task_log.read_text().count(f"GLOBAL_RANK: {rank}, MEMBER: {rank + 1}/2") == 2  # both attempts
+    train_log = (job / "0" / "train.log").read_text()
+    # each rank says so: the tiny corpus's training clips over 2 ranks of batch 8 are one step per epoch
+    assert train_log.count(f"requeue signal: wrote {job / '0' / 'checkpoints' / 'last.ckpt'} at epoch 1, step 2") == 2
+    assert f"Restoring states from the checkpoint path at {job / '0' / 'checkpoints' / 'last.ckpt'}" in train_log
+    whole, requeued = read_results(tmp_path / "whole" / "run"), read_results(job / "0")
+    tested = [key for key in whole["metrics"] if key.startswith(("test/", "eval/"))]
+    assert tested and {key: requeued[key] for key in tested} == pytest.approx({key: whole[key] for key in tested})

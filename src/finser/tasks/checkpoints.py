@@ -73,7 +73,7 @@ class EpochCheckpoint(ModelCheckpoint):
         super().setup(trainer, module, stage)
         if stage == "fit":
             self.held = HeldSignal.hold()
-            # DDP ranks that Lightning starts itself (slurm_local) are no submitit jobs: only rank 0 holds the signal
+            # DDP ranks that Lightning starts itself are no submitit jobs: only rank 0 holds the signal
             self.any_rank_holds = trainer.strategy.reduce_boolean_decision(self.held is not None, all=False)
 
     def teardown(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
