@@ -79,8 +79,7 @@ def test_a_preempted_slurm_job_is_requeued_and_ends_like_an_uninterrupted_run(tm
     (submitit_log,) = job.glob(".submitit/*/*_0_log.err")
     assert "Requeued job" in submitit_log.read_text()
     train_log = (job / "0" / "train.log").read_text()
-    # each rank says so: the tiny corpus's training clips over 2 ranks of batch 8 are one step per epoch
-    assert train_log.count(f"requeue signal: wrote {job / '0' / 'checkpoints' / 'last.ckpt'} at epoch 1, step 2") == 2
+    assert f"requeue signal: wrote {job / '0' / 'checkpoints' / 'last.ckpt'} at epoch 1, step 4" in train_log
     assert f"Restoring states from the checkpoint path at {job / '0' / 'checkpoints' / 'last.ckpt'}" in train_log
     whole, requeued = read_results(tmp_path / "whole" / "run"), read_results(job / "0")
     tested = [key for key in whole["metrics"] if key.startswith(("test/", "eval/"))]
