@@ -19,9 +19,7 @@ from finser.data.corpora import index_corpora
 from finser.data.labels import EMOTIONS
 from finser.models.checkpoint import load_model
 from tests.data.conftest import write_lfs_pointer, write_tree
-from tests.preloaded import run_python
-
-REPO = Path(__file__).resolve().parents[1]
+from tests.preloaded import REPO, run_python
 
 
 @pytest.fixture(scope="module")
