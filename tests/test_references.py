@@ -11,6 +11,7 @@ from finser.data.synthetic import SyntheticCorpusSpec, clip_audio
 from finser.data.utterances import Utterance
 from finser.features import FEATURES, SAMPLE_RATE
 from finser.models.fin import spectral_fin
+from finser.models.frontends import PCEN, LeafFrontEnd
 from finser.models.ser import FINFrontEnd
 from finser.tasks.references import PROBE_C, fin_drift, linear_probe, time_mean_features
 from finser.tasks.ser import classification_metrics
@@ -87,3 +88,9 @@ def test_the_own_input_probe_reads_the_front_ends_values_and_leaves_its_mode() -
     sets = {"train": tones(6, seed=0), "val": tones(3, seed=1), "test": tones(3, seed=2)}
     results = linear_probe(sets, classification_metrics(N_CLASSES), {"test": "test/"}, front_end=front_end)
     assert results["C"] in PROBE_C and "test/f1_macro" in results
+
+
+def test_a_front_ends_own_values_pass_through_its_own_compression() -> None:
+    """LEAF's values reach its head through PCEN, not the FINs' log-mel: the probe's input follows the front-end."""
+    values, emotions = time_mean_features(tones(1, seed=0), front_end=LeafFrontEnd(n_filters=8), compress=PCEN(8))
+    assert values.shape == (N_CLASSES, 8) and np.isfinite(values).all() and emotions.tolist() == list(range(N_CLASSES))

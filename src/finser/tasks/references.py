@@ -44,19 +44,21 @@ def batches(dataset: Dataset, batch_size: int = BATCH_SIZE) -> Iterator[dict]:
 
 @torch.no_grad()
 def time_mean_features(
-    dataset: Dataset, features: Sequence[str] = FEATURES, front_end: nn.Module | None = None
+    dataset: Dataset, features: Sequence[str] = FEATURES, front_end: nn.Module | None = None,
+    compress: nn.Module | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Each clip's time-mean exact ``features`` (clips, 162 for all five), or ``front_end``'s values as the head
-    sees them (mel power as log10), and its emotion index (clips,)."""
+    sees them (through ``compress``: by default mel power as log10), and its emotion index (clips,)."""
     front_end = ExactFrontEnd(features) if front_end is None else front_end
     device = next(front_end.parameters(), torch.empty(0)).device
-    model, modes = SERModel(front_end, TimeMean()), [module.training for module in front_end.modules()]
+    model = SERModel(front_end, TimeMean(), compress)
+    modes = [module.training for module in model.modules()]
     model.eval()
     values, emotions = [], []
     for batch in batches(dataset):
         values.append(model(batch["waveform"].to(device), batch["length"].to(device)).cpu())
         emotions.append(batch["emotion"])
-    for module, training in zip(front_end.modules(), modes, strict=True):
+    for module, training in zip(model.modules(), modes, strict=True):
         module.train(training)  # a network's own front-end goes back as it was
     return torch.cat(values).double().numpy(), torch.cat(emotions).numpy()
 
@@ -64,15 +66,18 @@ def time_mean_features(
 def linear_probe(
     sets: Mapping[str, Dataset], classification_metrics: MetricCollection, test_prefixes: Mapping[str, str],
     grid: Sequence[float] = PROBE_C, features: Sequence[str] = FEATURES, front_end: nn.Module | None = None,
+    compress: nn.Module | None = None,
 ) -> dict[str, float]:  # fmt: skip
     """Fit on ``sets["train"]``, pick C by macro F1 on ``sets["val"]`` (the smallest C of a tie), score every set;
     on the time-mean exact ``features`` (the network's own subset when its front-end takes one), or on a frozen
-    ``front_end``'s own values (the head's input, not the features it imitates).
+    ``front_end``'s own values through ``compress`` (the head's input, not the features it imitates).
 
     ``classification_metrics`` is the network's own (torchmetrics) collection; ``test_prefixes`` maps each test
     set's name to its key prefix (``test/``, ``eval/<name>/``). Returns e.g. ``test/f1_macro`` and ``C``.
     """
-    data = {name: time_mean_features(sets[name], features, front_end) for name in ("train", "val", *test_prefixes)}
+    data = {
+        name: time_mean_features(sets[name], features, front_end, compress) for name in ("train", "val", *test_prefixes)
+    }
     scaler = StandardScaler().fit(data["train"][0])
 
     def scores(model: LogisticRegression, name: str) -> dict[str, float]:

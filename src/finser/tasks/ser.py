@@ -246,7 +246,11 @@ class SERTask(L.LightningModule):
                 self.log(f"reference/linear_probe/{key}", value, add_dataloader_idx=False)
             if self.own_input_probed and not self.own_input_probe_results:
                 self.own_input_probe_results = references.linear_probe(
-                    sets, classification_metrics(len(self.emotions)), prefixes, front_end=self.net.front_end
+                    sets,
+                    classification_metrics(len(self.emotions)),
+                    prefixes,
+                    front_end=self.net.front_end,
+                    compress=self.net.compress,
                 )
             for key, value in self.own_input_probe_results.items():
                 self.log(f"reference/own_input_probe/{key}", value, add_dataloader_idx=False)
