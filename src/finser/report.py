@@ -169,7 +169,7 @@ def ser_table(results: list[dict]) -> str:
         return "_No SER runs found._"
     rows = []
     for (variant, head, held_out), entries in grouped.items():
-        probes = [own_probe(entry) for entry in entries if own_probe(entry) is not None]
+        probes = [value for value in map(own_probe, entries) if value is not None]
         below = bool(probes) and mean_of(entries, "test/f1_macro") < float(np.mean(probes))
         probe = mean_std([entry[f"{PROBE}test/f1_macro"] for entry in entries if f"{PROBE}test/f1_macro" in entry])
         own = [entry[f"{OWN_PROBE}test/f1_macro"] for entry in entries if f"{OWN_PROBE}test/f1_macro" in entry]

@@ -302,8 +302,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
     callbacks: list[Callback] = instantiate_list(cfg.get("callbacks"), "callback")
     loggers: list[Logger] = instantiate_list(cfg.get("logger"), "logger")
     log.info("Instantiating trainer <%s>", cfg.trainer._target_)
-    plugins = {"plugins": cluster_plugins()} if cluster_plugins() else {}  # a multi-task submitit local job's ranks
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **plugins)
+    plugins = cluster_plugins()  # a multi-task submitit local job's ranks
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, **({"plugins": plugins} if plugins else {})
+    )
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 

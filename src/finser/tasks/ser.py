@@ -107,10 +107,10 @@ class SERTask(L.LightningModule):
         self.feature_cache: dict[str, torch.Tensor] = {}  # clip key → (162, frames); not part of any checkpoint
         # feature → the published FIN the front-end was loaded from (W&B lineage), and its test R² in pre-training
         self.linear_probe = linear_probe
-        self.probe_results: dict[str, float] = {}  # the same clips every test: fitted once
-        # a frozen learned front-end (FINs): its head's input is the FINs' values, probed as well
+        # probe name → its results: the same clips every test, so each is fitted once. A frozen learned front-end
+        # (FINs) is probed on its own values as well: its head never sees the exact features.
+        self.probe_results: dict[str, dict[str, float]] = {}
         self.own_input_probed = not front_end_trainable and hasattr(net.front_end, "fins")
-        self.own_input_probe_results: dict[str, float] = {}
         self.fin_drift = fin_drift
         self.fin_pretrained_r2 = {str(feature): float(r2) for feature, r2 in (fin_pretrained_r2 or {}).items()}
         net.front_end.requires_grad_(front_end_trainable)
@@ -237,23 +237,17 @@ class SERTask(L.LightningModule):
         from its pre-training when the published FIN says it). See :mod:`finser.tasks.references`."""
         sets = getattr(self.trainer.datamodule, "sets", None) or {}
         if self.linear_probe and sets:
+            features = getattr(self.net.front_end, "features", FEATURES)  # SincNet, LEAF: the study's five
+            probes = {"linear_probe": {"features": features}}
+            if self.own_input_probed:
+                probes["own_input_probe"] = {"front_end": self.net.front_end, "compress": self.net.compress}
             prefixes = {name: self.prefix(name) for name in self.test_set_names}
-            if not self.probe_results:
-                features = getattr(self.net.front_end, "features", FEATURES)  # SincNet, LEAF: the study's five
-                metrics = classification_metrics(len(self.emotions))
-                self.probe_results = references.linear_probe(sets, metrics, prefixes, features=features)
-            for key, value in self.probe_results.items():
-                self.log(f"reference/linear_probe/{key}", value, add_dataloader_idx=False)
-            if self.own_input_probed and not self.own_input_probe_results:
-                self.own_input_probe_results = references.linear_probe(
-                    sets,
-                    classification_metrics(len(self.emotions)),
-                    prefixes,
-                    front_end=self.net.front_end,
-                    compress=self.net.compress,
-                )
-            for key, value in self.own_input_probe_results.items():
-                self.log(f"reference/own_input_probe/{key}", value, add_dataloader_idx=False)
+            metrics = classification_metrics(len(self.emotions))
+            for probe, inputs in probes.items():
+                if probe not in self.probe_results:
+                    self.probe_results[probe] = references.linear_probe(sets, metrics, prefixes, **inputs)
+                for key, value in self.probe_results[probe].items():
+                    self.log(f"reference/{probe}/{key}", value, add_dataloader_idx=False)
         fins = getattr(self.net.front_end, "fins", None)
         if self.fin_drift and fins is not None and "test" in sets:
             for feature, r2 in references.fin_drift(fins, sets["test"], self.device).items():
